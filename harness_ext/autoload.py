@@ -83,8 +83,11 @@ class _PatchingLoader(importlib.abc.Loader):
         try:
             patch_task_manager(module)
         except Exception as err:  # never break lm-eval because of us
-            print(f"cpi-bench: could not register cpi tasks with lm-eval ({err}); "
-                  'pass --include_path "$(cpi tasks-path)" instead.', file=sys.stderr)
+            print(
+                f"cpi-bench: could not register cpi tasks with lm-eval ({err}); "
+                'pass --include_path "$(cpi tasks-path)" instead.',
+                file=sys.stderr,
+            )
 
 
 class _Finder(importlib.abc.MetaPathFinder):

@@ -15,7 +15,10 @@ import sys
 
 # name -> (module under cpi_bench, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "tasks-path": ("harness_ext.registry", "print the absolute lm-eval task folder of the cpi tasks"),
+    "tasks-path": (
+        "harness_ext.registry",
+        "print the absolute lm-eval task folder of the cpi tasks",
+    ),
     "register": ("harness_ext.registry", "install/remove the lm-eval auto-registration .pth"),
     "tiny-model": ("harness_ext.tiny_model", "write a tiny random-weight model and tokenizer"),
 }
@@ -24,7 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items())
-    return f"usage: cpi <command> [options]\n\ncommands:\n{rows}\n\n'cpi <command> --help' for options."
+    return (
+        f"usage: cpi <command> [options]\n\ncommands:\n{rows}\n\n"
+        "'cpi <command> --help' for options."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

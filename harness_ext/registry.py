@@ -1,8 +1,8 @@
 """``cpi tasks-path`` and ``cpi register``: how lm-eval finds the cpi tasks.
 
-    lm_eval --model hf --model_args pretrained=MODEL --include_path "$(cpi tasks-path)" --tasks 'cpi_*'
-    cpi register            # once, for editable installs; then --include_path is optional
-    cpi register --remove   # undo
+lm_eval --model hf --model_args pretrained=MODEL --include_path "$(cpi tasks-path)" --tasks 'cpi_*'
+cpi register            # once, for editable installs; then --include_path is optional
+cpi register --remove   # undo
 """
 
 from __future__ import annotations

@@ -45,7 +45,9 @@ _WORDS = (
 def builtin_corpus(n_lines: int = 2000, seed: int = 0) -> list[str]:
     """Deterministic pseudo-sentences covering the prompt vocabulary and all ASCII bytes."""
     rng = random.Random(seed)
-    lines = [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(4, 16))) for _ in range(n_lines)]
+    lines = [
+        " ".join(rng.choice(_WORDS) for _ in range(rng.randint(4, 16))) for _ in range(n_lines)
+    ]
     lines.append("".join(chr(c) for c in range(32, 127)))
     lines.append("Background: Question: Answer: Durrës São Tomé Reykjavík Zürich")
     return lines
@@ -88,26 +90,50 @@ def tiny_config(arch: str, vocab_size: int, hidden: int = 64, layers: int = 2, h
 
     common = {"vocab_size": vocab_size, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2}
     if arch == "llama":
-        return LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                           num_attention_heads=heads, num_key_value_heads=heads,
-                           max_position_embeddings=1024, **common)
+        return LlamaConfig(
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=heads,
+            max_position_embeddings=1024,
+            **common,
+        )
     if arch == "mistral":
-        return MistralConfig(hidden_size=hidden, intermediate_size=2 * hidden,
-                             num_hidden_layers=layers, num_attention_heads=heads,
-                             num_key_value_heads=max(1, heads // 2), max_position_embeddings=1024,
-                             sliding_window=None, **common)
+        return MistralConfig(
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=max(1, heads // 2),
+            max_position_embeddings=1024,
+            sliding_window=None,
+            **common,
+        )
     if arch == "gpt_neox":
-        return GPTNeoXConfig(hidden_size=hidden, intermediate_size=2 * hidden,
-                             num_hidden_layers=layers, num_attention_heads=heads,
-                             max_position_embeddings=1024, **common)
+        return GPTNeoXConfig(
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            max_position_embeddings=1024,
+            **common,
+        )
     if arch == "gpt2":
         return GPT2Config(n_embd=hidden, n_layer=layers, n_head=heads, n_positions=1024, **common)
     raise ValueError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
 
 
-def build_tiny_model(output_dir: str | Path, arch: str = "llama", seed: int = 0,
-                     vocab_size: int = 512, hidden: int = 64, layers: int = 2, heads: int = 4,
-                     corpus: list[str] | None = None) -> Path:
+def build_tiny_model(
+    output_dir: str | Path,
+    arch: str = "llama",
+    seed: int = 0,
+    vocab_size: int = 512,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    corpus: list[str] | None = None,
+) -> Path:
     """Write a random-init ``arch`` model and its tokenizer to ``output_dir``; return the path."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -126,8 +152,11 @@ def build_tiny_model(output_dir: str | Path, arch: str = "llama", seed: int = 0,
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="cpi tiny-model", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="cpi tiny-model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--output_dir", required=True, help="folder to write the model into")
     parser.add_argument("--arch", default="llama", choices=ARCHS, help="model family")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and corpus")
@@ -135,15 +164,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--hidden_size", type=int, default=64, help="model width")
     parser.add_argument("--num_layers", type=int, default=2, help="transformer blocks")
     parser.add_argument("--num_heads", type=int, default=4, help="attention heads")
-    parser.add_argument("--corpus", default=None,
-                        help="text file (one document per line) to train the tokenizer on")
+    parser.add_argument(
+        "--corpus", default=None, help="text file (one document per line) to train the tokenizer on"
+    )
     args = parser.parse_args(argv)
     corpus = None
     if args.corpus:
         with open(args.corpus, encoding="utf-8") as fh:
             corpus = [line.rstrip("\n") for line in itertools.islice(fh, 200_000) if line.strip()]
-    out = build_tiny_model(args.output_dir, arch=args.arch, seed=args.seed,
-                           vocab_size=args.vocab_size, hidden=args.hidden_size,
-                           layers=args.num_layers, heads=args.num_heads, corpus=corpus)
+    out = build_tiny_model(
+        args.output_dir,
+        arch=args.arch,
+        seed=args.seed,
+        vocab_size=args.vocab_size,
+        hidden=args.hidden_size,
+        layers=args.num_layers,
+        heads=args.num_heads,
+        corpus=corpus,
+    )
     print(f"wrote a tiny random {args.arch} model to {out.resolve()}")
     return 0
