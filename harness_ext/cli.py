@@ -21,6 +21,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "register": ("harness_ext.registry", "install/remove the lm-eval auto-registration .pth"),
     "tiny-model": ("harness_ext.tiny_model", "write a tiny random-weight model and tokenizer"),
+    "theory": ("harness_ext.theory", "simulate the paper's one-layer model of the inversion"),
+    "train": ("trainer.train", "instruction-finetune a model with TRL SFT, saving checkpoints"),
+    "sweep": ("harness_ext.sweep", "evaluate a run's base and checkpoints into inversion.json"),
+    "table": ("harness_ext.report", "re-render a swept run's inversion table (md/csv/latex/json)"),
+    "compare": ("harness_ext.report", "leaderboard of cf/param accuracy across models or runs"),
+    "gate": ("harness_ext.gate", "exit 1 when a candidate's counterfactual accuracy drops too far"),
 }
 
 

@@ -1,0 +1,233 @@
+"""Benchmark: ``cpi sweep`` against the naive one-``lm_eval``-per-checkpoint loop.
+
+    python benchmarks/bench_sweep.py                     # 7 tiny models, full and LoRA runs
+    python benchmarks/bench_sweep.py --models 7 --limit 10 --threads 1
+
+Builds two tiny runs in a temporary folder (a full-finetune run and a LoRA run over the same
+base: step 0 plus ``--models - 1`` checkpoints each), then measures, in this one invocation:
+
+* the naive loop: ``lm_eval --model hf --model_args pretrained=CKPT ...`` once per model
+  (LoRA: ``pretrained=BASE,peft=CKPT,tokenizer=CKPT``), each a fresh process;
+* ``cpi sweep RUN`` on the same checkpoints, tasks, limit and batch size, one process.
+
+Every metric of every task and step must be identical (exact float equality) between the two;
+the script exits 1 otherwise. It prints the wall-clock times and their ratio, for the full run
+and the LoRA run. Needs the cpi task data: ``CPI_DATA_DIR`` or ``../shared/data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_TASKS = "cpi_capitals,cpi_quotes,cpi_capitals_choice,cpi_quotes_choice"
+
+
+def _env(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        CPI_DATA_DIR=str(args.data_dir),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONHASHSEED="0",
+    )
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    return env
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return seconds
+
+
+def naive_loop(
+    run: Path, base: Path, steps: list[int], lora: bool, out: Path, args: argparse.Namespace
+) -> tuple[float, dict[int, Path]]:
+    """One ``lm_eval`` process per model; returns (seconds, {step: results file})."""
+    from cpi_bench.harness_ext.autoload import tasks_dir
+
+    lm_eval = str(Path(sys.executable).with_name("lm_eval"))
+    files: dict[int, Path] = {}
+    total = 0.0
+    for step in steps:
+        ckpt = run / f"checkpoint-{step}"
+        if step == 0:
+            model_args = f"pretrained={base}"
+        elif lora:
+            model_args = f"pretrained={base},peft={ckpt},tokenizer={ckpt}"
+        else:
+            model_args = f"pretrained={ckpt}"
+        dest = out / f"step-{step}"
+        cmd = [
+            lm_eval,
+            "--model",
+            "hf",
+            "--model_args",
+            model_args,
+            "--tasks",
+            args.tasks,
+            "--limit",
+            str(args.limit),
+            "--device",
+            "cpu",
+            "--batch_size",
+            str(args.batch_size),
+            "--include_path",
+            str(tasks_dir()),
+            "--output_path",
+            str(dest),
+        ]
+        total += _run(cmd, _env(args))
+        (found,) = sorted(dest.rglob("results_*.json"))
+        files[step] = found
+    return total, files
+
+
+def sweep(run: Path, args: argparse.Namespace) -> float:
+    cmd = [
+        sys.executable,
+        "-m",
+        "cpi_bench.harness_ext.cli",
+        "sweep",
+        str(run),
+        "--tasks",
+        args.tasks,
+        "--limit",
+        str(args.limit),
+        "--device",
+        "cpu",
+        "--batch_size",
+        str(args.batch_size),
+    ]
+    return _run(cmd, _env(args))
+
+
+def compare(naive: dict[int, Path], run: Path, tasks: list[str]) -> list[str]:
+    """Differences between the naive results and the sweep's per-step files (empty: equal)."""
+    problems = []
+    n_values = 0
+    for step, path in sorted(naive.items()):
+        ours = json.loads((run / "eval" / f"step-{step}.json").read_text())["results"]
+        theirs = json.loads(path.read_text())["results"]
+        for task in tasks:
+            a, b = theirs.get(task, {}), ours.get(task, {})
+            keys = sorted(k for k in a if "," in k)
+            if not keys:
+                problems.append(f"step {step} {task}: no metrics in lm_eval's results")
+            for key in keys:
+                n_values += 1
+                if a[key] != b.get(key):
+                    problems.append(
+                        f"step {step} {task} {key}: lm_eval {a[key]!r} vs sweep {b.get(key)!r}"
+                    )
+    print(
+        f"  compared {n_values} metric values over {len(naive)} models: "
+        f"{'identical' if not problems else f'{len(problems)} differ'}"
+    )
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models",
+        type=int,
+        default=7,
+        help="models per run, base included (default 7: base + 6 checkpoints)",
+    )
+    parser.add_argument("--tasks", default=DEFAULT_TASKS, help="comma-separated cpi tasks")
+    parser.add_argument("--limit", type=int, default=10, help="items per task")
+    parser.add_argument("--batch_size", type=int, default=8, help="lm-eval batch size")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OMP_NUM_THREADS for every process (default: unset)",
+    )
+    parser.add_argument(
+        "--data_dir",
+        type=Path,
+        default=Path(os.environ.get("CPI_DATA_DIR", REPO.parent / "shared" / "data")),
+        help="folder with the cpi task data (CPI_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where to build the runs (default: a temporary folder, removed)",
+    )
+    parser.add_argument("--skip_lora", action="store_true", help="only the full-finetune run")
+    args = parser.parse_args()
+    if not args.data_dir.is_dir():
+        sys.exit(f"no task data at {args.data_dir}; set CPI_DATA_DIR or --data_dir")
+    os.environ["CPI_DATA_DIR"] = str(args.data_dir)
+
+    from cpi_bench.harness_ext.tiny_run import build_tiny_run
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_sweep_"))
+    steps = [2 * i for i in range(1, args.models)]
+    tasks = args.tasks.split(",")
+    print(f"building tiny runs in {work}: base + checkpoints {steps}")
+    base = work / "base"
+    runs = {"full": build_tiny_run(work / "full", steps=steps, finetune="full", base_dir=base)}
+    if not args.skip_lora:
+        runs["lora"] = build_tiny_run(work / "lora", steps=steps, finetune="lora", base_dir=base)
+    print(
+        f"tasks {args.tasks}, limit {args.limit}, batch size {args.batch_size}, "
+        f"OMP_NUM_THREADS={args.threads or 'unset'}, {os.cpu_count()} CPUs"
+    )
+
+    failed = False
+    times: dict[str, tuple[float, float]] = {}
+    for kind, run in runs.items():
+        print(f"[{kind}] naive loop: {args.models} x lm_eval ...", flush=True)
+        t_naive, files = naive_loop(
+            run, base, [0, *steps], kind == "lora", work / f"naive-{kind}", args
+        )
+        print(f"[{kind}] cpi sweep ...", flush=True)
+        t_sweep = sweep(run, args)
+        problems = compare(files, run, tasks)
+        for p in problems[:20]:
+            print("   ", p)
+        failed |= bool(problems)
+        times[kind] = (t_naive, t_sweep)
+        print(
+            f"[{kind}] naive {t_naive:.1f} s ({t_naive / args.models:.1f} s/model), "
+            f"sweep {t_sweep:.1f} s ({t_sweep / args.models:.1f} s/model): "
+            f"{t_naive / t_sweep:.1f}x faster",
+            flush=True,
+        )
+
+    print("\nsummary (wall-clock seconds, one invocation)")
+    print("| run | models | naive lm_eval loop | cpi sweep | speed-up |")
+    print("|---|---:|---:|---:|---:|")
+    for kind, (t_naive, t_sweep) in times.items():
+        print(
+            f"| {kind} | {args.models} | {t_naive:.1f} | {t_sweep:.1f} | {t_naive / t_sweep:.1f}x |"
+        )
+    if "lora" in times:
+        print(f"full vs LoRA sweep: {times['full'][1]:.1f} s vs {times['lora'][1]:.1f} s")
+    print("metrics identical: " + ("NO" if failed else "yes"))
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""In-training evaluation: the sweep's evaluator as a ``transformers.TrainerCallback``.
+
+``cpi train --eval_tasks cpi_capitals,cpi_quotes`` adds :class:`CPIEvalCallback`. At every
+checkpoint save it evaluates the live model (no reload: the model and tokenizer the Trainer
+holds are wrapped in lm-eval's ``HFLM``) and writes ``<output_dir>/eval/step-<N>.json`` in
+the per-checkpoint format of ``cpi sweep``. A later ``cpi sweep RUN_DIR`` with the same
+``--tasks`` and ``--limit`` skips those steps and only evaluates what is missing (the base
+model, step 0), then writes the inversion table.
+
+The tasks are indexed and built once, at the first save. Only the main process evaluates;
+the model is put back in training mode afterwards. Under multi-GPU training the other ranks
+wait in their next collective while rank 0 evaluates: keep ``limit`` small there.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import transformers
+
+from cpi_bench.harness_ext.constants import EVAL_DIR, eval_file_name
+from cpi_bench.harness_ext.results import atomic_write_json
+
+log = logging.getLogger("cpi_bench.callback")
+
+
+class CPIEvalCallback(transformers.TrainerCallback):
+    """Evaluate the live model on lm-eval tasks at each save.
+
+    Args:
+        tasks: lm-eval tasks or groups, e.g. ``["cpi_capitals", "cpi_quotes"]`` or ``["cpi"]``.
+        limit: items per task (None = all; a float < 1 is a fraction).
+        batch_size: lm-eval batch size.
+        output_dir: run folder; default the Trainer's ``args.output_dir``.
+        apply_chat_template: render prompts with the tokenizer's chat template (use the same
+            value as the later ``cpi sweep`` so that it can reuse these files).
+    """
+
+    def __init__(
+        self,
+        tasks: list[str],
+        limit: int | None = None,
+        batch_size: int = 8,
+        output_dir: str | None = None,
+        apply_chat_template: bool | str = False,
+    ) -> None:
+        from cpi_bench.harness_ext.evaluator import CheckpointEvaluator
+
+        if isinstance(tasks, str):
+            tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+        self.tasks = list(tasks)
+        self.limit = limit
+        self.batch_size = batch_size
+        self.output_dir = output_dir
+        self.evaluator = CheckpointEvaluator(
+            tasks=self.tasks,
+            limit=limit,
+            batch_size=batch_size,
+            apply_chat_template=apply_chat_template,
+        )
+        self.written: list[Path] = []
+
+    def on_save(self, args, state, control, **kwargs):
+        """Evaluate ``kwargs["model"]`` at ``state.global_step`` and write its results file."""
+        if not state.is_world_process_zero:
+            return control
+        model = kwargs.get("model")
+        tokenizer = kwargs.get("processing_class") or kwargs.get("tokenizer")
+        if model is None or tokenizer is None:
+            log.warning(
+                "CPIEvalCallback: the Trainer passed no model or tokenizer; skipped "
+                "step %s (give the Trainer a processing_class)",
+                state.global_step,
+            )
+            return control
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wraps one
+        step = int(state.global_step)
+        out_dir = Path(self.output_dir or args.output_dir)
+        results = self.evaluator.evaluate(
+            model,
+            tokenizer,
+            step=step,
+            label=f"checkpoint-{step}",
+            source="callback",
+            model_path=str((out_dir / f"checkpoint-{step}").resolve()),
+        )
+        path = out_dir / EVAL_DIR / eval_file_name(step)
+        atomic_write_json(path, results)
+        self.written.append(path)
+        log.info("CPIEvalCallback: step %s evaluated -> %s", step, path)
+        return control

@@ -1,0 +1,261 @@
+"""Reading lm-eval results JSON and writing files atomically.
+
+Shared by the reports (``table``, ``compare``, ``gate``) and the evaluator. Nothing here
+imports torch or lm-eval, so reports stay fast and run where no model fits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from cpi_bench.harness_ext.constants import (
+    CF_ACC,
+    CPI_KEY,
+    DEFAULT_FILTER,
+    ID_METRIC_PREFERENCE,
+    PARAM_ACC,
+    TMP_SUFFIX,
+    CPIInputError,
+)
+
+# Keys of an lm-eval results entry that are not metrics.
+_NON_METRIC_KEYS = {"name", "alias", "sample_len", "sample_count", " "}
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _json_default(obj: Any) -> Any:
+    """numpy scalars, sets, anything else as text (what lm-eval's own writer does)."""
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.bool_):
+            return bool(obj)
+        if isinstance(obj, np.integer):
+            return int(obj)
+        if isinstance(obj, np.floating):
+            return float(obj)
+    except ImportError:  # pragma: no cover - numpy ships with every install
+        pass
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    return str(obj)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    The text goes to a hidden temporary file in the same folder, is fsync'ed, then renamed
+    over ``path`` (``os.replace`` is atomic on POSIX and Windows). A process killed at any
+    moment (``kill -9`` included) leaves at most a stray ``.<name>.<pid>.tmp``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Binary twin of :func:`atomic_write_text` (for the PNG)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def dump_json(obj: Any) -> str:
+    """Stable, readable JSON (indent 2, keys in insertion order, UTF-8 kept)."""
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, dump_json(obj))
+
+
+def remove_stale_tmp(folder: Path) -> None:
+    """Delete temporary files left by a killed writer (only ours: ``.*.tmp``)."""
+    if folder.is_dir():
+        for tmp in folder.glob(f".*{TMP_SUFFIX}"):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
+def read_json(path: Path, what: str = "JSON file") -> Any:
+    """Parse ``path`` or raise :class:`CPIInputError` with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise CPIInputError(f"{path}: no such {what}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CPIInputError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno}); is it a {what}?"
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CPIInputError(f"{path}: cannot read ({err})") from None
+
+
+# ----------------------------------------------------------------------------- lm-eval results
+
+
+def is_lm_eval_results(data: Any) -> bool:
+    """An lm-eval results JSON has a ``results`` object mapping task names to metric objects."""
+    return isinstance(data, dict) and isinstance(data.get("results"), dict)
+
+
+def load_lm_eval_results(path: Path) -> dict[str, Any]:
+    """Read an lm-eval results JSON (``lm_eval --output_path`` or ``eval/step-N.json``)."""
+    data = read_json(path, "lm-eval results JSON")
+    if not is_lm_eval_results(data):
+        raise CPIInputError(
+            f"{path}: no 'results' object; pass a file written by 'lm_eval --output_path' "
+            "(results_<date>.json) or by 'cpi sweep' (RUN_DIR/eval/step-N.json)"
+        )
+    return data
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for lm-eval's "N/A" / NaN / missing."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def group_names(data: dict[str, Any]) -> set[str]:
+    """Names that are groups (aggregates), not leaf tasks."""
+    names = set(data.get("groups") or {})
+    names.update(data.get("group_subtasks") or {})
+    return names
+
+
+def task_metrics(data: dict[str, Any], include_groups: bool = False) -> dict[str, dict[str, Any]]:
+    """``{task: {metric: value, metric_stderr: value, "n": samples}}`` for filter ``none``.
+
+    Values are floats (fractions for accuracies) or None where lm-eval wrote "N/A". Metrics
+    under other filters keep their ``metric,filter`` key. Groups are skipped unless asked.
+    """
+    groups = group_names(data)
+    n_samples = data.get("n-samples") or {}
+    out: dict[str, dict[str, Any]] = {}
+    for task, entry in (data.get("results") or {}).items():
+        if not isinstance(entry, dict) or (task in groups and not include_groups):
+            continue
+        metrics: dict[str, Any] = {}
+        for key, value in entry.items():
+            if key in _NON_METRIC_KEYS or "," not in key:
+                continue
+            name, _, filt = key.partition(",")
+            label = name if filt == DEFAULT_FILTER else key
+            metrics[label] = _number(value)
+        n = (n_samples.get(task) or {}).get("effective") if isinstance(n_samples, dict) else None
+        if n is None:
+            n = entry.get("sample_len")
+        metrics["n"] = int(n) if isinstance(n, (int, float)) else None
+        out[task] = metrics
+    return out
+
+
+def cpi_task_metrics(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The leaf tasks that report the cpi generation metrics (``cf_acc`` and ``param_acc``)."""
+    return {task: m for task, m in task_metrics(data).items() if CF_ACC in m or PARAM_ACC in m}
+
+
+def mean_with_stderr(
+    pairs: Iterable[tuple[float | None, float | None]],
+) -> tuple[float | None, float | None]:
+    """Unweighted mean of values and the standard error of that mean.
+
+    The tasks are independent samples, so se(mean) = sqrt(sum se_i^2) / k. The stderr is None
+    when any task's stderr is unknown; the mean is None when there is no value.
+    """
+    values, errors = [], []
+    for value, err in pairs:
+        if value is None:
+            continue
+        values.append(value)
+        errors.append(err)
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if any(e is None for e in errors):
+        return mean, None
+    return mean, math.sqrt(sum(e * e for e in errors)) / len(values)
+
+
+def parse_id_task(spec: str) -> tuple[str, str | None]:
+    """``"gsm8k:exact_match,flexible-extract"`` -> (``gsm8k``, ``exact_match,flexible-extract``)."""
+    task, sep, metric = spec.partition(":")
+    return task.strip(), (metric.strip() or None) if sep else None
+
+
+def id_task_score(
+    data: dict[str, Any], spec: str
+) -> tuple[str, str | None, float | None, float | None]:
+    """(task, metric key, value, stderr) for one ``--id_tasks`` entry of a results JSON.
+
+    The metric is the one named in ``spec`` or the first of
+    :data:`~cpi_bench.harness_ext.constants.ID_METRIC_PREFERENCE` the task reports.
+    Groups (``mmlu``) count as one task with their aggregated value.
+    """
+    task, wanted = parse_id_task(spec)
+    entry = (data.get("results") or {}).get(task)
+    if not isinstance(entry, dict):
+        entry = (data.get("groups") or {}).get(task)
+    if not isinstance(entry, dict):
+        return task, wanted, None, None
+    candidates = [wanted] if wanted else list(ID_METRIC_PREFERENCE)
+    if not wanted:
+        candidates += [k for k in entry if "," in k and "_stderr," not in k and k not in candidates]
+    for key in candidates:
+        if "," not in key:
+            key = f"{key},{DEFAULT_FILTER}"
+        if _number(entry.get(key)) is not None:
+            name, _, filt = key.partition(",")
+            return task, key, _number(entry[key]), _number(entry.get(f"{name}_stderr,{filt}"))
+    return task, wanted, None, None
+
+
+def cpi_block(data: dict[str, Any]) -> dict[str, Any]:
+    """Our metadata block of a per-checkpoint file ({} for plain lm-eval output)."""
+    block = data.get(CPI_KEY)
+    return block if isinstance(block, dict) else {}
+
+
+def model_label(data: dict[str, Any], path: Path) -> str:
+    """A human name for the model of an lm-eval results JSON."""
+    block = cpi_block(data)
+    if block.get("label"):
+        return str(block["label"])
+    if data.get("model_name"):
+        return str(data["model_name"])
+    config = data.get("config") or {}
+    args = config.get("model_args")
+    if isinstance(args, dict) and args.get("pretrained"):
+        name = str(args["pretrained"])
+        return f"{name}+{args['peft']}" if args.get("peft") else name
+    if isinstance(args, str):
+        parts = dict(p.split("=", 1) for p in args.split(",") if "=" in p)
+        if parts.get("pretrained"):
+            return parts["pretrained"] + (f"+{parts['peft']}" if parts.get("peft") else "")
+    parent = Path(path).parent.name
+    return parent or Path(path).stem

@@ -1,0 +1,108 @@
+"""A fake training run folder of tiny models, for tests, benchmarks and smoke runs of the sweep.
+
+The folder has what ``cpi train`` writes: ``cpi_run.json`` and HF ``checkpoint-N`` folders
+(full: model + tokenizer; lora: a peft adapter + tokenizer). Each "checkpoint" is the base
+with seeded random perturbations, so the checkpoints differ and evaluate to different
+numbers (the ``_choice`` tasks' ``cf_pref`` shows it even when a random model never states
+an answer). No training happens: building a run takes seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from cpi_bench.harness_ext.constants import CHECKPOINT_PREFIX, RUN_MANIFEST
+
+LORA_TARGETS = ["q_proj", "v_proj"]
+
+
+def write_manifest(
+    run_dir: Path, base_model: str, finetune: str, seed: int = 0, lora: dict | None = None
+) -> Path:
+    """``cpi_run.json`` with the keys ``cpi train`` writes."""
+    manifest = {
+        "base_model": base_model,
+        "finetune": finetune,
+        "dataset": "tiny-synthetic",
+        "template": "tulu",
+        "chat_template": None,
+        "curations": [],
+        "seed": seed,
+        "lora": lora,
+        "versions": {},
+        "status": "completed",
+    }
+    path = Path(run_dir) / RUN_MANIFEST
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def build_tiny_run(
+    run_dir: str | Path,
+    steps: Iterable[int] = (2, 4, 6),
+    finetune: str = "full",
+    base_dir: str | Path | None = None,
+    seed: int = 0,
+    noise: float = 0.05,
+    hidden: int = 64,
+    layers: int = 2,
+) -> Path:
+    """Write a run folder with a tiny base model and one perturbed checkpoint per step.
+
+    Args:
+        run_dir: the run folder to create.
+        steps: global steps of the ``checkpoint-N`` folders.
+        finetune: ``full`` (whole models) or ``lora`` (peft adapters on the base).
+        base_dir: where the base model lives (built there if missing); default
+            ``run_dir/../<run name>-base``.
+        seed: seed of the base weights and of every perturbation (step-dependent).
+        noise: std of the Gaussian added to every weight, times step / max(steps).
+        hidden, layers: model size (see :func:`~.tiny_model.build_tiny_model`).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cpi_bench.harness_ext.tiny_model import build_tiny_model
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = Path(base_dir) if base_dir else run_dir.parent / f"{run_dir.name}-base"
+    if not (base / "config.json").is_file():
+        build_tiny_model(base, arch="llama", seed=seed, hidden=hidden, layers=layers)
+    steps = sorted(set(int(s) for s in steps))
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    top = max(steps) if steps else 1
+    lora = None
+    for step in steps:
+        out = run_dir / f"{CHECKPOINT_PREFIX}{step}"
+        torch.manual_seed(seed * 1000 + step)
+        model = AutoModelForCausalLM.from_pretrained(base)
+        if finetune == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            lora = {"r": 4, "alpha": 8, "target_modules": LORA_TARGETS}
+            config = LoraConfig(
+                r=4,
+                lora_alpha=8,
+                target_modules=LORA_TARGETS,
+                init_lora_weights=False,
+                task_type="CAUSAL_LM",
+            )
+            peft_model = get_peft_model(model, config)
+            with torch.no_grad():
+                for name, p in peft_model.named_parameters():
+                    if "lora_" in name:
+                        p.mul_(step / top)
+            peft_model.save_pretrained(out)
+        elif finetune in ("full", "qk"):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(torch.randn_like(p) * noise * step / top)
+            model.save_pretrained(out)
+        else:
+            raise ValueError(f"finetune must be full, qk or lora, got {finetune!r}")
+        tokenizer.save_pretrained(out)
+    write_manifest(run_dir, str(base.resolve()), finetune, seed=seed, lora=lora)
+    return run_dir

@@ -1,0 +1,221 @@
+"""Reports from JSON only: the inversion summary, ``cpi table`` and ``cpi compare``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from cpi_bench.harness_ext import cli
+from cpi_bench.harness_ext.constants import INVERSION_JSON, SUMMARY_KEYS
+from cpi_bench.harness_ext.inversion import build_inversion, row_from_results, summarize
+from cpi_bench.harness_ext.report import write_run_reports
+
+
+def step_results(
+    step: int,
+    cf: dict[str, float],
+    param: dict[str, float],
+    n: int = 100,
+    id_scores: dict[str, float] | None = None,
+) -> dict:
+    """A per-checkpoint file as the sweep writes it (lm-eval results + our cpi block)."""
+    results, samples = {}, {}
+    for task in cf:
+        results[task] = {
+            "name": task,
+            "sample_len": n,
+            "cf_acc,none": cf[task],
+            "cf_acc_stderr,none": math.sqrt(cf[task] * (1 - cf[task]) / (n - 1)),
+            "param_acc,none": param[task],
+            "param_acc_stderr,none": math.sqrt(param[task] * (1 - param[task]) / (n - 1)),
+        }
+        samples[task] = {"original": 500, "effective": n}
+    for task, value in (id_scores or {}).items():
+        results[task] = {
+            "name": task,
+            "acc,none": value,
+            "acc_stderr,none": 0.01,
+            "acc_norm,none": 0.99,
+        }
+    return {
+        "results": results,
+        "n-samples": samples,
+        "group_subtasks": {},
+        "cpi": {
+            "step": step,
+            "label": "base" if step == 0 else f"checkpoint-{step}",
+            "settings": {"tasks": sorted(cf), "limit": n},
+            "attention": None,
+        },
+    }
+
+
+# The paper's shape: cf rises, peaks at step 200, then falls.
+CURVE = {0: 0.30, 100: 0.55, 200: 0.70, 300: 0.60, 400: 0.50}
+
+
+@pytest.fixture
+def inversion() -> dict:
+    by_step = {
+        s: step_results(
+            s,
+            {"cpi_capitals": v, "cpi_quotes": v - 0.1},
+            {"cpi_capitals": 0.5 - v / 2, "cpi_quotes": 0.3},
+            id_scores={"arc_challenge": 0.4 + s / 2000},
+        )
+        for s, v in CURVE.items()
+    }
+    return build_inversion(by_step, id_tasks=["arc_challenge"], run={"name": "demo"})
+
+
+def test_rows_are_means_over_cpi_tasks_with_stderr(inversion: dict) -> None:
+    row = inversion["rows"][2]
+    assert row["step"] == 200 and row["checkpoint"] == "checkpoint-200"
+    assert row["cf_acc"] == pytest.approx((0.70 + 0.60) / 2)
+    se1, se2 = (math.sqrt(p * (1 - p) / 99) for p in (0.70, 0.60))
+    assert row["cf_acc_stderr"] == pytest.approx(math.sqrt(se1**2 + se2**2) / 2)
+    assert row["param_acc"] == pytest.approx((0.15 + 0.3) / 2)
+    assert row["id_acc"] == pytest.approx(0.5)  # arc_challenge acc (not acc_norm)
+    assert row["id_tasks"]["arc_challenge"]["metric"] == "acc,none"
+    assert set(row["tasks"]) == {"cpi_capitals", "cpi_quotes"}
+    assert inversion["cpi_tasks"] == ["cpi_capitals", "cpi_quotes"]
+
+
+def test_summary_finds_rise_peak_and_drop(inversion: dict) -> None:
+    s = inversion["summary"]
+    for key in SUMMARY_KEYS:
+        assert key in s
+    assert s["initial_cf_acc"] == pytest.approx(0.25)
+    assert s["peak_cf_acc"] == pytest.approx(0.65) and s["peak_step"] == 200
+    assert s["final_cf_acc"] == pytest.approx(0.45)
+    assert s["rise"] == pytest.approx(0.40) and s["drop"] == pytest.approx(0.20)
+    peak, final = inversion["rows"][2], inversion["rows"][4]
+    assert s["drop_stderr"] == pytest.approx(
+        math.hypot(peak["cf_acc_stderr"], final["cf_acc_stderr"])
+    )
+    assert s["drop_exceeds_stderr"] is True
+
+
+def test_summary_edge_cases() -> None:
+    flat = [{"step": s, "cf_acc": 0.5, "cf_acc_stderr": 0.05} for s in (0, 10, 20)]
+    s = summarize(flat)
+    assert s["peak_step"] == 0 and s["drop"] == 0 and s["drop_exceeds_stderr"] is False
+    small = [
+        {"step": 0, "cf_acc": 0.5, "cf_acc_stderr": 0.05},
+        {"step": 5, "cf_acc": 0.52, "cf_acc_stderr": 0.05},
+        {"step": 9, "cf_acc": 0.5, "cf_acc_stderr": 0.05},
+    ]
+    assert summarize(small)["drop_exceeds_stderr"] is False  # 2 points < 7 points of noise
+    assert summarize([{"step": 0, "cf_acc": None}])["peak_cf_acc"] is None
+    no_se = [
+        {"step": 0, "cf_acc": 0.2, "cf_acc_stderr": None},
+        {"step": 1, "cf_acc": 0.1, "cf_acc_stderr": None},
+    ]
+    assert summarize(no_se)["drop_exceeds_stderr"] is None
+
+
+def test_id_acc_is_null_when_a_benchmark_is_missing() -> None:
+    data = step_results(0, {"cpi_capitals": 0.5}, {"cpi_capitals": 0.2}, id_scores={"mmlu": 0.6})
+    row = row_from_results(data, 0, ["mmlu", "gsm8k"])
+    assert row["id_acc"] is None and row["id_tasks"]["gsm8k"]["value"] is None
+    row = row_from_results(data, 0, ["mmlu:acc_norm"])  # an explicit metric wins over acc
+    assert row["id_acc"] == pytest.approx(0.99) and row["id_acc_stderr"] is None
+    assert row_from_results(data, 0, ["mmlu:f1"])["id_acc"] is None  # not reported
+
+
+def test_run_reports_and_table_formats(
+    inversion: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    paths = write_run_reports(tmp_path, inversion)
+    assert [p.name for p in paths] == [
+        "inversion.json",
+        "inversion.md",
+        "inversion.csv",
+        "inversion.png",
+    ]
+    md = (tmp_path / "inversion.md").read_text()
+    assert "| 200 | 65.0 ± " in md and "peak 65.0% at step 200" in md
+    assert "exceeds its standard error" in md and "ID acc (%)" in md
+
+    assert cli.main(["table", str(tmp_path), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [int(r["step"]) for r in rows] == list(CURVE)
+    assert float(rows[2]["cf_acc"]) == pytest.approx(0.65)
+    assert float(rows[2]["cpi_quotes/cf_acc"]) == pytest.approx(0.60)
+    assert float(rows[2]["arc_challenge/id"]) == pytest.approx(0.5)
+
+    assert cli.main(["table", str(tmp_path / INVERSION_JSON), "--format", "latex"]) == 0
+    latex = capsys.readouterr().out
+    assert latex.startswith("\\begin{tabular}{l") and "65.0 $\\pm$" in latex
+    assert "cpi\\_quotes" in latex and latex.count("\\\\") == 1 + len(CURVE)
+
+    assert cli.main(["table", str(tmp_path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["peak_step"] == 200
+
+    out = tmp_path / "t.md"
+    assert (
+        cli.main(["table", str(tmp_path), "--output", str(out), "--plot", str(tmp_path / "p.png")])
+        == 0
+    )
+    assert out.read_text() == md
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_table_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["table", str(tmp_path)]) == 2
+    assert "run 'cpi sweep" in capsys.readouterr().err
+    (tmp_path / INVERSION_JSON).write_text('{"rows": [{"cf_acc": 1}]}')
+    assert cli.main(["table", str(tmp_path)]) == 2
+    assert "rows[0] has no integer 'step'" in capsys.readouterr().err
+
+
+def _lm_eval_file(folder: Path, model: str, cf: float, date: str = "2025-01-01T00-00-00") -> Path:
+    data = step_results(
+        0, {"cpi_capitals": cf, "cpi_quotes": cf / 2}, {"cpi_capitals": 0.1, "cpi_quotes": 0.2}
+    )
+    del data["cpi"]
+    data["model_name"] = model
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"results_{date}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_compare_lists_every_model_sorted(
+    inversion: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    a = _lm_eval_file(tmp_path / "a", "org/alpha", 0.40)
+    _lm_eval_file(tmp_path / "out" / "org__beta", "org/beta", 0.80)
+    _lm_eval_file(tmp_path / "out" / "org__gamma", "org/gamma", 0.10, "2025-01-01T00-00-00")
+    _lm_eval_file(tmp_path / "out" / "org__gamma", "org/gamma", 0.20, "2025-03-01T00-00-00")
+    run = tmp_path / "run"
+    write_run_reports(run, inversion)
+    code = cli.main(["compare", str(a), str(tmp_path / "out"), str(run), "--format", "md"])
+    assert code == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith("| ") and "rank" not in ln]
+    models = [ln.split(" | ")[1] for ln in lines]
+    assert models == ["org/beta", "demo@400", "org/alpha", "org/gamma"]
+    assert "cpi_capitals cf" in out and "mean cf" in out
+    assert "| 1 | org/beta | 80.0 | 10.0 | 40.0 | 20.0 | 60.0 ± " in out
+    assert lines[3].startswith("| 4 | org/gamma | 20.0 | 10.0 | 10.0 |")  # its newest file
+
+    assert cli.main(["compare", str(run), "--run_step", "peak", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0]["model"] == "demo@200" and float(rows[0]["mean_cf_acc"]) == pytest.approx(0.65)
+
+    assert cli.main(["compare", str(a), str(run), "--format", "latex"]) == 0
+    assert capsys.readouterr().out.startswith("\\begin{tabular}{ll")
+
+
+def test_compare_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["compare", str(tmp_path / "none.json")]) == 2
+    assert "no such results JSON" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["compare", str(tmp_path / "empty")]) == 2
+    assert "no results*.json inside" in capsys.readouterr().err
