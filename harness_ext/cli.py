@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "register": ("harness_ext.registry", "install/remove the lm-eval auto-registration .pth"),
     "tiny-model": ("harness_ext.tiny_model", "write a tiny random-weight model and tokenizer"),
+    "demo": ("harness_ext.demo", "pretrain, finetune and sweep a miniature on a CPU, no downloads"),
     "theory": ("harness_ext.theory", "simulate the paper's one-layer model of the inversion"),
     "train": ("trainer.train", "instruction-finetune a model with TRL SFT, saving checkpoints"),
     "sweep": ("harness_ext.sweep", "evaluate a run's base and checkpoints into inversion.json"),

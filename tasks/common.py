@@ -111,13 +111,24 @@ def _quote_row(row: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _id_row(row: dict[str, Any]) -> dict[str, str]:
+    # in-distribution items of the synthetic world: the answer is the one to give, whether
+    # it comes from the context (C), from both (C+S) or from memory (no context)
+    return {
+        CONTEXT: str(row.get("context") or "").strip(),
+        QUESTION: str(row["question"]).strip(),
+        CF_ANSWER: str(row["answer"]).strip(),
+        PARAM_ANSWER: "",
+    }
+
+
 @dataclass(frozen=True)
 class Source:
     """One public dataset: where it lives, what a row must hold, how to canonicalise it."""
 
     name: str
     file_name: str  # the public file name looked up under CPI_DATA_DIR
-    url: str
+    url: str | None  # None: never downloaded (files that `cpi demo` writes)
     fields: tuple[str, ...]
     fmt: str  # json | jsonl | csv
     convert: Callable[[dict[str, Any]], dict[str, str]]
@@ -163,6 +174,19 @@ SOURCES: dict[str, Source] = {
             _quote_row,
             860,
         ),
+        # The synthetic world of `cpi demo` (written into OUT/world, read via CPI_DATA_DIR).
+        Source(
+            "synth_cf",
+            "cpisynth_cf.jsonl",
+            None,
+            ("context", "question", "answer", "memory_answer"),
+            "jsonl",
+            _qa_row("memory_answer"),
+            None,
+        ),
+        Source(
+            "synth_id", "cpisynth_id.jsonl", None, ("question", "answer"), "jsonl", _id_row, None
+        ),
     )
 }
 
@@ -184,14 +208,23 @@ def find_in_data_dir(data_dir: Path, file_name: str) -> Path | None:
 def locate(source: Source) -> Path:
     """Local path of ``source``: from ``CPI_DATA_DIR`` if set, else the datasets download cache."""
     data_dir = os.environ.get(DATA_DIR_ENV)
+    if source.url is None and not data_dir:
+        raise CPIDataError(
+            f"{source.file_name} is written by `cpi demo`; set {DATA_DIR_ENV} to the demo's "
+            f"world folder (OUT/world) to evaluate on it."
+        )
     if data_dir:
         root = Path(data_dir).expanduser()
         found = find_in_data_dir(root, source.file_name)
         if found is None:
             raise CPIDataError(
                 f"{DATA_DIR_ENV}={data_dir} holds no {source.file_name} (looked in the folder "
-                f"and one level below). Put {source.file_name} there (source: {source.url}) "
-                f"or unset {DATA_DIR_ENV} to download it."
+                f"and one level below). Put {source.file_name} there "
+                + (
+                    f"(source: {source.url}) or unset {DATA_DIR_ENV} to download it."
+                    if source.url
+                    else "(`cpi demo` writes it into OUT/world)."
+                )
             )
         return found
     try:
@@ -332,6 +365,12 @@ def score_generation(output: str, cf_answer: str, param_answer: str) -> dict[str
     }
 
 
+def score_answer(output: str, answer: str) -> dict[str, int]:
+    """``acc`` for in-distribution items: 1 when the expected answer is in the first line."""
+    first_line = output.strip().split("\n", 1)[0]
+    return {"acc": int(answer_present(first_line, answer))}
+
+
 def score_choice(loglik_cf: float, loglik_param: float) -> dict[str, float]:
     """``cf_pref`` = p(ctx) / (p(ctx) + p(mem)) from summed log-likelihoods (nats), and ``acc``."""
     diff = loglik_param - loglik_cf
@@ -343,7 +382,10 @@ def score_choice(loglik_cf: float, loglik_param: float) -> dict[str, float]:
 
 
 def qa_prompt(doc: dict[str, str], instructed: bool = False) -> str:
-    """The paper's prompt; quotes (no question) use the memo-trap prompt as it is."""
+    """The paper's prompt; quotes (no question) use the memo-trap prompt as it is, and a
+    question without a context (synthetic recall items) drops the Background line."""
+    if doc[QUESTION] and not doc[CONTEXT]:
+        return f"Question: {doc[QUESTION]}\nAnswer:"
     if not doc[QUESTION]:
         return f"{QUOTE_INSTRUCTION}\n{doc[CONTEXT]}" if instructed else doc[CONTEXT]
     instruction = f"{QA_INSTRUCTION}\n" if instructed else ""

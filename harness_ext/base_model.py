@@ -1,0 +1,171 @@
+"""Pretrain the demo's base model: a tiny Llama that memorises the synthetic world's facts.
+
+The inversion is about a conflict between the context and parametric knowledge, so the base
+model must know the facts first. This trains a tiny Llama from a random init on the world's
+fact sentences (and reading passages) with the transformers ``Trainer`` until it recalls at
+least ``recall_target`` of the known facts, and saves it as an ordinary HF checkpoint
+(``lm_eval --model hf`` loads it). The result is cached by a hash of the world and this
+config, so a second ``cpi demo`` skips pretraining.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from cpi_bench.harness_ext.world import RELATIONS, World, config_hash
+
+DONE_MARKER = "pretrain.json"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Model size and optimisation of the base model (every field is part of the cache key)."""
+
+    hidden_size: int = field(default=128, metadata={"help": "model width"})
+    num_layers: int = field(default=2, metadata={"help": "transformer blocks"})
+    num_heads: int = field(default=4, metadata={"help": "attention heads"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "AdamW learning rate"})
+    batch_size: int = field(default=64, metadata={"help": "sentences per step"})
+    max_steps: int = field(default=4000, metadata={"help": "give up after this many steps"})
+    check_every: int = field(default=250, metadata={"help": "steps between recall checks"})
+    recall_target: float = field(default=0.95, metadata={"help": "stop at this fact recall"})
+    seed: int = field(default=0, metadata={"help": "seed of the initialisation and batches"})
+
+
+def _tokenizer_corpus(world: World, lines: list[str]) -> list[str]:
+    rows, _ = world.ift_rows()
+    qa = [
+        f"Background: {r['input']}\nQuestion: {r['instruction']}\nAnswer: {r['output']}"
+        for r in rows[:500]
+    ]
+    return lines + qa + [q for q, _ in RELATIONS.values()]
+
+
+@torch.no_grad()
+def fact_recall(model, tokenizer, world: World, batch: int = 256) -> float:
+    """Fraction of known facts whose answer tokens are all the greedy (argmax) next tokens
+    after the fact's statement prefix, i.e. what greedy generation would say."""
+    model.eval()
+    pairs = world.recall_prompts()
+    correct = 0
+    for i in range(0, len(pairs), batch):
+        chunk = pairs[i : i + batch]
+        texts = [f"{p} {a}" for p, a in chunk]
+        prefix_lens = [len(tokenizer(p)["input_ids"]) for p, _ in chunk]
+        enc = tokenizer(texts, return_tensors="pt", padding=True)
+        pred = model(**enc).logits.argmax(-1)
+        for j, n_prefix in enumerate(prefix_lens):
+            length = int(enc["attention_mask"][j].sum())
+            target = enc["input_ids"][j, n_prefix:length]
+            guess = pred[j, n_prefix - 1 : length - 1]
+            correct += bool(torch.equal(target, guess))
+    model.train()
+    return correct / len(pairs)
+
+
+def pretrain_base_model(
+    world: World, cfg: PretrainConfig, cache_root: Path, log=print
+) -> tuple[Path, float]:
+    """Return (model folder, recall); train it unless the cache already holds it."""
+    from transformers import (
+        AutoModelForCausalLM,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    from cpi_bench.harness_ext.tiny_model import tiny_config, train_tokenizer
+
+    out = cache_root / f"base-{config_hash(world.cfg, cfg)}"
+    marker = out / DONE_MARKER
+    if marker.is_file():
+        recall = json.loads(marker.read_text())["recall"]
+        log(f"base model: cached at {out} (fact recall {recall:.3f})")
+        return out, recall
+
+    torch.manual_seed(cfg.seed)
+    torch.set_flush_denormal(True)  # subnormal floats make CPU training ~4x slower
+    lines = world.pretraining_lines()
+    tokenizer = train_tokenizer(_tokenizer_corpus(world, lines), vocab_size=1024)
+    tokenizer.padding_side = "right"
+    model = AutoModelForCausalLM.from_config(
+        tiny_config(
+            "llama",
+            vocab_size=len(tokenizer),
+            hidden=cfg.hidden_size,
+            layers=cfg.num_layers,
+            heads=cfg.num_heads,
+        )
+    )
+    import datasets
+
+    encoded = datasets.Dataset.from_dict({"text": lines}).map(
+        lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"]
+    )
+
+    class StopAtRecall(TrainerCallback):
+        recall = 0.0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % cfg.check_every == 0:
+                self.recall = fact_recall(kwargs["model"], tokenizer, world)
+                log(f"  pretraining step {state.global_step}: fact recall {self.recall:.3f}")
+                if self.recall >= cfg.recall_target:
+                    control.should_training_stop = True
+            return control
+
+    stopper = StopAtRecall()
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    args = TrainingArguments(
+        output_dir=str(tmp),
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="constant",
+        warmup_steps=50,
+        weight_decay=0.0,
+        logging_steps=10**9,
+        save_strategy="no",
+        report_to=[],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        use_cpu=True,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=encoded,
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        callbacks=[stopper],
+    )
+    log(
+        f"base model: pretraining a {cfg.num_layers}-layer Llama on {len(lines)} sentences "
+        f"until fact recall >= {cfg.recall_target}"
+    )
+    trainer.train()
+    recall = fact_recall(model, tokenizer, world)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / DONE_MARKER).write_text(
+        json.dumps(
+            {
+                "recall": recall,
+                "steps": trainer.state.global_step,
+                "world": asdict(world.cfg),
+                "pretrain": asdict(cfg),
+            }
+        )
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    log(f"base model: fact recall {recall:.3f} after {trainer.state.global_step} steps -> {out}")
+    return out, recall

@@ -1,0 +1,216 @@
+"""The synthetic fact world of ``cpi demo`` and the base model that memorises it.
+
+A seeded world of made-up subjects, a few relations (capital, language, currency, ...) and
+answer words. Known subjects' facts are what pretraining teaches (parametric knowledge);
+unknown subjects appear only with a context. Everything the demo trains or evaluates on is
+written as ordinary files, so it goes through the same loaders as real data:
+
+    OUT/world/pretrain.txt          fact sentences and reading passages (one per line)
+    OUT/world/ift.jsonl             the IFT mixture, Alpaca schema (instruction, input, output)
+    OUT/world/ift_kinds.json        the kind of every IFT row: C, C+S or S (for reports)
+    OUT/world/cf_augment.jsonl      counterfactual examples, cpi schema, for cf_augment
+    OUT/world/cpisynth_cf.jsonl     counterfactual test items (the cpisynth_cf tasks)
+    OUT/world/cpisynth_id.jsonl     held-out C, C+S and recall items (cpisynth_id)
+
+Kinds of IFT examples (the paper's §5):
+- S: a known subject, no context; the answer is recalled from memory;
+- C+S: a known subject, a context that agrees with memory (non-context-critical);
+- C: an unknown subject, a context that states the answer (context-critical).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RELATIONS: dict[str, tuple[str, str]] = {
+    # name: (question, statement); {s} = subject, {a} = answer
+    "capital": ("What is the capital of {s}?", "The capital of {s} is {a}."),
+    "language": ("What language is spoken in {s}?", "People in {s} speak {a}."),
+    "currency": ("What is the currency of {s}?", "The currency of {s} is the {a}."),
+    "animal": ("What is the national animal of {s}?", "The national animal of {s} is the {a}."),
+}
+
+_ONSETS = "b d f g k l m n p r s t v z".split()
+_VOWELS = "a e i o u".split()
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Sizes and mixture of the synthetic world (every field is part of the cache key)."""
+
+    seed: int = field(default=0, metadata={"help": "seed of the world"})
+    n_known: int = field(default=120, metadata={"help": "subjects memorised in pretraining"})
+    n_answers: int = field(default=24, metadata={"help": "answer words per relation"})
+    n_ift: int = field(default=3000, metadata={"help": "IFT examples"})
+    c_fraction: float = field(default=0.25, metadata={"help": "share of C points"})
+    s_fraction: float = field(default=0.2, metadata={"help": "share of S points"})
+    reading_fraction: float = field(
+        default=0.2, metadata={"help": "share of reading passages in pretraining"}
+    )
+    n_eval: int = field(default=120, metadata={"help": "items per evaluation set"})
+    n_cf_augment: int = field(
+        default=600, metadata={"help": "counterfactual examples for cf_augment"}
+    )
+
+
+def _names(rng: random.Random, n: int, taken: set[str], syllables: int) -> list[str]:
+    out = []
+    while len(out) < n:
+        name = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables))
+        if name not in taken:
+            taken.add(name)
+            out.append(name)
+    return out
+
+
+class World:
+    """Subjects, answers and facts; build every dataset from them deterministically."""
+
+    def __init__(self, cfg: WorldConfig) -> None:
+        self.cfg = cfg
+        rng = random.Random(cfg.seed)
+        taken: set[str] = set()
+        self.answers = {r: _names(rng, cfg.n_answers, taken, 2) for r in RELATIONS}
+        self.known = _names(rng, cfg.n_known, taken, 3)
+        self.facts = {(s, r): rng.choice(self.answers[r]) for s in self.known for r in RELATIONS}
+        self._taken = taken
+        self._rng = rng
+
+    def fresh_subjects(self, n: int) -> list[str]:
+        """Subjects never used before (unknown to the model)."""
+        return _names(self._rng, n, self._taken, 3)
+
+    def qa(self, subject: str, relation: str, answer: str, context: bool = True) -> dict:
+        question, statement = RELATIONS[relation]
+        return {
+            "instruction": question.format(s=subject),
+            "input": statement.format(s=subject, a=answer) if context else "",
+            "output": answer,
+        }
+
+    def pretraining_lines(self) -> list[str]:
+        """Fact sentences for every known fact, plus reading passages about unknown subjects
+        (the fact stated, then restated), so the base model can already copy from text."""
+        rng = random.Random(self.cfg.seed + 1)
+        lines = [RELATIONS[r][1].format(s=s, a=a) for (s, r), a in self.facts.items()]
+        n_read = int(len(lines) * self.cfg.reading_fraction / (1 - self.cfg.reading_fraction))
+        for subject in self.fresh_subjects(n_read):
+            relation = rng.choice(list(RELATIONS))
+            answer = rng.choice(self.answers[relation])
+            statement = RELATIONS[relation][1].format(s=subject, a=answer)
+            lines.append(f"{statement} So, {statement[0].lower()}{statement[1:]}")
+        rng.shuffle(lines)
+        return lines
+
+    def recall_prompts(self) -> list[tuple[str, str]]:
+        """(prefix, answer) pairs: the statement of every known fact cut before the answer."""
+        out = []
+        for (s, r), a in self.facts.items():
+            statement = RELATIONS[r][1].format(s=s, a=a)
+            out.append((statement[: statement.rindex(a)].rstrip(), a))
+        return out
+
+    def ift_rows(self) -> tuple[list[dict], list[str]]:
+        """The IFT mixture (Alpaca rows) and the kind of each row."""
+        rng = random.Random(self.cfg.seed + 2)
+        cfg = self.cfg
+        n_c = round(cfg.n_ift * cfg.c_fraction)
+        n_s = round(cfg.n_ift * cfg.s_fraction)
+        kinds = ["C"] * n_c + ["S"] * n_s + ["C+S"] * (cfg.n_ift - n_c - n_s)
+        rng.shuffle(kinds)
+        fresh = iter(self.fresh_subjects(n_c))
+        rows = []
+        for kind in kinds:
+            relation = rng.choice(list(RELATIONS))
+            if kind == "C":
+                rows.append(self.qa(next(fresh), relation, rng.choice(self.answers[relation])))
+            else:
+                subject = rng.choice(self.known)
+                rows.append(
+                    self.qa(subject, relation, self.facts[subject, relation], context=kind == "C+S")
+                )
+        return rows, kinds
+
+    def counterfactual_rows(self, n: int, seed_offset: int) -> list[dict]:
+        """Known subjects with a context stating another answer (cpi schema)."""
+        rng = random.Random(self.cfg.seed + seed_offset)
+        rows = []
+        for _ in range(n):
+            subject = rng.choice(self.known)
+            relation = rng.choice(list(RELATIONS))
+            memory = self.facts[subject, relation]
+            other = rng.choice([a for a in self.answers[relation] if a != memory])
+            question, statement = RELATIONS[relation]
+            rows.append(
+                {
+                    "context": statement.format(s=subject, a=other),
+                    "question": question.format(s=subject),
+                    "answer": other,
+                    "memory_answer": memory,
+                }
+            )
+        return rows
+
+    def id_rows(self) -> list[dict]:
+        """Held-out in-distribution items: C (new subjects), C+S, and recall (no context)."""
+        rng = random.Random(self.cfg.seed + 4)
+        per_kind = self.cfg.n_eval // 3
+        rows = []
+        for subject in self.fresh_subjects(per_kind):
+            relation = rng.choice(list(RELATIONS))
+            rows.append(self.qa(subject, relation, rng.choice(self.answers[relation])))
+        for context in (True, False):
+            for _ in range(per_kind):
+                subject, relation = rng.choice(self.known), rng.choice(list(RELATIONS))
+                rows.append(self.qa(subject, relation, self.facts[subject, relation], context))
+        return [
+            {"context": r["input"], "question": r["instruction"], "answer": r["output"]}
+            for r in rows
+        ]
+
+    def write(self, folder: Path) -> dict[str, Path]:
+        """Write every file of the world into ``folder``; return their paths by role."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {
+            name: folder / file
+            for name, file in (
+                ("pretrain", "pretrain.txt"),
+                ("ift", "ift.jsonl"),
+                ("kinds", "ift_kinds.json"),
+                ("cf_augment", "cf_augment.jsonl"),
+                ("cf", "cpisynth_cf.jsonl"),
+                ("id", "cpisynth_id.jsonl"),
+                ("config", "world.json"),
+            )
+        }
+        paths["pretrain"].write_text("\n".join(self.pretraining_lines()) + "\n")
+        rows, kinds = self.ift_rows()
+        _write_jsonl(paths["ift"], rows)
+        paths["kinds"].write_text(json.dumps(kinds))
+        _write_jsonl(
+            paths["cf_augment"],
+            [
+                {k: r[k] for k in ("context", "question", "answer")}
+                for r in self.counterfactual_rows(self.cfg.n_cf_augment, seed_offset=5)
+            ],
+        )
+        _write_jsonl(paths["cf"], self.counterfactual_rows(self.cfg.n_eval, seed_offset=3))
+        _write_jsonl(paths["id"], self.id_rows())
+        paths["config"].write_text(json.dumps(asdict(self.cfg), indent=2))
+        return paths
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def config_hash(*parts: object) -> str:
+    """A short stable key for a cache folder from dataclasses / JSON-able parts."""
+    blob = json.dumps(
+        [asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts], sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]

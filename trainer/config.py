@@ -1,0 +1,230 @@
+"""``cpi train`` options: one dataclass extending TRL's ``SFTConfig``, parsed with ``TrlParser``
+together with TRL's ``ScriptArguments`` (``--dataset_name``, ...) and ``ModelConfig``
+(``--model_name_or_path``, ``--lora_r``, ...), so every TRL option keeps its TRL name and a
+``--config run.yaml`` file can set any of them (command-line flags override the file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
+
+from .curation import CURATIONS, parse_curations
+from .finetune import FINETUNE_MODES
+from .schema import CPITrainError
+from .templates import TEMPLATES
+
+PAPER_SAVE_STEPS = 50  # the paper evaluated a checkpoint every 50 steps
+PAPER_LORA_R = 128  # the paper's LoRA rank
+
+
+def _accelerator_has_bf16() -> bool:
+    """bf16 mixed precision pays off on GPUs that support it; on CPU it is slow emulation."""
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    return bool(getattr(torch, "xpu", None) and torch.xpu.is_available())
+
+
+@dataclass
+class CPITrainConfig(SFTConfig):
+    """SFTConfig plus what the inversion study needs: the finetuning mode, the template, the
+    paper's curations and in-training evaluation. Validated in ``__post_init__``: a bad value
+    raises ``CPITrainError`` with one line naming the option and the fix."""
+
+    # Paper defaults that differ from TRL's / transformers'.
+    save_steps: float = field(
+        default=PAPER_SAVE_STEPS,
+        metadata={
+            "help": "Save checkpoint-N every this many optimizer steps (the paper "
+            "evaluated every 50). Checkpoints are never pruned unless "
+            "--save_total_limit is set."
+        },
+    )
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "bf16 mixed precision. Default: on when a GPU supports bf16, off on "
+            "CPU (where TRL's default of on is slow emulation)."
+        },
+    )
+    assistant_only_loss: bool = field(
+        default=True,
+        metadata={
+            "help": "Compute the loss on the responses only (the assistant turns of the "
+            "template). cpi train's default is True; false trains on every "
+            "token."
+        },
+    )
+
+    finetune: str = field(
+        default="full",
+        metadata={
+            "help": "What is trained: 'full' (every weight), 'lora' (peft adapters; "
+            "TRL's --lora_* options apply, --lora_r defaults to the paper's 128), "
+            "'qk' (only the attention query and key projections; every other "
+            "tensor stays bit-identical).",
+            "choices": list(FINETUNE_MODES),
+        },
+    )
+    template: str = field(
+        default="auto",
+        metadata={
+            "help": "Instruction template the examples are rendered with and that is "
+            "saved as every checkpoint's chat template: 'auto' (by schema: "
+            "Alpaca->alpaca, messages->tulu, prompt/completion->"
+            "prompt_completion, SQuAD/cpi->squad) or one of " + ", ".join(TEMPLATES) + ".",
+            "choices": ["auto", *TEMPLATES],
+        },
+    )
+    curation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated curations, applied in order: "
+            + "; ".join(f"{n}: {c.help}" for n, c in CURATIONS.items())
+            + "."
+        },
+    )
+    context_critical_drop: float = field(
+        default=0.25,
+        metadata={
+            "help": "context_critical: fraction in [0, 1) of the examples with a context "
+            "to drop, lowest base-model response loss without context first."
+        },
+    )
+    context_critical_batch_size: int = field(
+        default=8,
+        metadata={"help": "context_critical: examples per forward pass when scoring."},
+    )
+    scores_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "context_critical: folder of the score cache (JSON, keyed by model, "
+            "template and example). Default: $CPI_CACHE_DIR or "
+            "$HF_HOME/cpi_bench/context_critical."
+        },
+    )
+    overlap_entities: str | None = field(
+        default=None,
+        metadata={"help": "drop_overlap: comma-separated entities (e.g. 'France,Paris')."},
+    )
+    overlap_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "drop_overlap: entities from a .txt file (one per line) or a cpi "
+            "evaluation .json/.jsonl file (its answers and the names in its "
+            "questions, e.g. CF_Capitals' countries and capitals)."
+        },
+    )
+    cf_augment_source: str | None = field(
+        default=None,
+        metadata={
+            "help": "cf_augment: counterfactual source, a .jsonl/.json/.parquet file in "
+            "the cpi schema (context, question, answer) or SQuAD-style data "
+            "(context, question, answers) turned counterfactual by entity "
+            "substitution."
+        },
+    )
+    cf_augment_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "cf_augment: share in [0, 1) of counterfactual examples in the "
+            "curated training set."
+        },
+    )
+    eval_tasks: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated lm-eval task names (e.g. cpi_capitals) to evaluate "
+            "during training via cpi_bench.harness_ext.callback.CPIEvalCallback. "
+            "Default: none (evaluate the checkpoints afterwards with cpi sweep)."
+        },
+    )
+    eval_limit: int | None = field(
+        default=None,
+        metadata={"help": "--eval_tasks: evaluate at most this many examples per task."},
+    )
+    eval_batch_size: int = field(
+        default=8,
+        metadata={
+            "help": "--eval_tasks: lm-eval batch size. (Replaces TrainingArguments' "
+            "read-only eval_batch_size, used only by Trainer-internal evaluation, "
+            "which cpi train does not run.)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        self.validate()
+        if self.bf16 is None and not self.fp16:
+            self.bf16 = _accelerator_has_bf16()
+        super().__post_init__()
+
+    def validate(self) -> None:
+        """The checks that need no model or data; each error names the option and the fix."""
+        if self.finetune not in FINETUNE_MODES:
+            raise CPITrainError(
+                f"--finetune {self.finetune!r} is not a mode; use one of "
+                f"{', '.join(FINETUNE_MODES)}"
+            )
+        if self.template != "auto" and self.template not in TEMPLATES:
+            raise CPITrainError(
+                f"--template {self.template!r} is unknown; use auto or one of "
+                f"{', '.join(TEMPLATES)}"
+            )
+        names = parse_curations(self.curation)
+        if not 0.0 <= self.context_critical_drop < 1.0:
+            raise CPITrainError(
+                f"--context_critical_drop {self.context_critical_drop} is outside "
+                "[0, 1); give the fraction of examples to drop, e.g. 0.25"
+            )
+        if not 0.0 <= self.cf_augment_fraction < 1.0:
+            raise CPITrainError(
+                f"--cf_augment_fraction {self.cf_augment_fraction} is outside "
+                "[0, 1); give the share of counterfactuals, e.g. 0.1"
+            )
+        if self.context_critical_batch_size < 1:
+            raise CPITrainError("--context_critical_batch_size must be at least 1")
+        if "drop_overlap" in names and not (self.overlap_entities or self.overlap_file):
+            raise CPITrainError(
+                "--curation drop_overlap needs --overlap_entities 'A,B' or --overlap_file FILE"
+            )
+        if "cf_augment" in names and not self.cf_augment_source:
+            raise CPITrainError(
+                "--curation cf_augment needs --cf_augment_source FILE (cpi schema or SQuAD-style)"
+            )
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise CPITrainError("--eval_limit must be a positive number of examples (or unset)")
+        if self.eval_batch_size < 1:
+            raise CPITrainError("--eval_batch_size must be at least 1")
+        if self.save_steps is not None and self.save_steps <= 0:
+            raise CPITrainError("--save_steps must be positive (the paper used 50)")
+
+    @property
+    def curation_names(self) -> list[str]:
+        return parse_curations(self.curation)
+
+    @property
+    def eval_task_names(self) -> list[str]:
+        return [t.strip() for t in (self.eval_tasks or "").split(",") if t.strip()]
+
+
+def make_parser(prog: str = "cpi train", description: str | None = None) -> TrlParser:
+    """TRL's parser over (ScriptArguments, CPITrainConfig, ModelConfig), --lora_r = 128."""
+    import argparse
+
+    class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        """Show defaults, keep the description's paste-able commands as written."""
+
+    parser = TrlParser(
+        (ScriptArguments, CPITrainConfig, ModelConfig),
+        prog=prog,
+        description=description,
+        formatter_class=Formatter,
+    )
+    parser.set_defaults(lora_r=PAPER_LORA_R)
+    for action in parser._actions:  # argparse's set_defaults leaves the help text stale
+        if action.dest == "lora_r":
+            action.help = "LoRA rank (cpi train uses the paper's 128 unless set)."
+    return parser

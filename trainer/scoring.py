@@ -1,0 +1,217 @@
+"""Response loss of the base model, for the ``context_critical`` curation.
+
+An example is *context-critical* when the base model cannot produce its response without the
+context: its response loss without the context is high. The curation scores every example
+that has a context with the context removed, and drops the lowest-loss ones.
+
+Scores are mean negative log-likelihood per response token (nats/token), computed in batches
+with the model loaded once, and cached on disk as JSON: one file per (model, template,
+max_length) with one entry per example, keyed by a hash of the exact messages scored. A rerun,
+or a run on a subset or superset of the same data, scores only what is not cached yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .templates import Template
+
+CACHE_ENV = "CPI_CACHE_DIR"
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$CPI_CACHE_DIR`` or ``$HF_HOME/cpi_bench/context_critical`` (shared across runs)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME) / "cpi_bench" / "context_critical"
+
+
+def model_fingerprint(model_name_or_path: str, revision: str = "main") -> dict[str, Any]:
+    """What identifies the weights: a local folder's absolute path, config and file stamps
+    (size, mtime), or a hub id and revision."""
+    path = Path(model_name_or_path)
+    if not path.is_dir():
+        return {"hub_id": model_name_or_path, "revision": revision}
+    config = path / "config.json"
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if p.suffix in {".safetensors", ".bin", ".pt", ".json"} and p.is_file()
+    )
+    return {
+        "path": str(path.resolve()),
+        "config": config.read_text(encoding="utf-8") if config.is_file() else None,
+        "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files],
+    }
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def conversation_key(messages: list[dict[str, str]]) -> str:
+    """Cache key of one scored example: a hash of its exact messages."""
+    return _sha(messages)[:32]
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+class ResponseLossScorer:
+    """Scores conversations (role/content messages ending in the assistant response).
+
+    ``n_scored`` counts the examples run through the model (not served from the cache), so a
+    caller or a test can check that a rerun did not rescore.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        template: Template,
+        *,
+        revision: str = "main",
+        batch_size: int = 8,
+        max_length: int | None = 1024,
+        cache_dir: str | os.PathLike | None = None,
+        trust_remote_code: bool = False,
+        dtype: str | None = "float32",
+        show_progress: bool = True,
+    ) -> None:
+        self.model_name_or_path = model_name_or_path
+        self.template = template
+        self.revision = revision
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.trust_remote_code = trust_remote_code
+        self.dtype = dtype
+        self.show_progress = show_progress
+        key = _sha(
+            {
+                "v": CACHE_VERSION,
+                "model": model_fingerprint(model_name_or_path, revision),
+                "template": template.name,
+                "chat_template": template.chat_template,
+                "max_length": max_length,
+            }
+        )[:24]
+        self.cache_path = Path(cache_dir or default_cache_dir()) / f"scores-{key}.json"
+        self.n_scored = 0
+
+    def _load_cache(self) -> dict[str, float]:
+        if not self.cache_path.is_file():
+            return {}
+        try:
+            return json.loads(self.cache_path.read_text(encoding="utf-8"))["scores"]
+        except (OSError, ValueError, KeyError):
+            return {}  # a corrupt cache is rebuilt, never trusted
+
+    def __call__(self, conversations: list[list[dict[str, str]]]) -> list[float]:
+        keys = [conversation_key(c) for c in conversations]
+        cache = self._load_cache()
+        todo = sorted(
+            {k: i for i, k in enumerate(keys) if k not in cache}.items(), key=lambda kv: kv[1]
+        )
+        if todo:
+            losses = self._score([conversations[i] for _, i in todo])
+            cache.update({k: loss for (k, _), loss in zip(todo, losses, strict=True)})
+            self.n_scored += len(todo)
+            _write_json_atomic(
+                self.cache_path,
+                {
+                    "model_name_or_path": self.model_name_or_path,
+                    "template": self.template.name,
+                    "unit": "mean NLL per response token (nats)",
+                    "scores": cache,
+                },
+            )
+        return [float(cache[k]) for k in keys]
+
+    def _score(self, conversations: list[list[dict[str, str]]]) -> list[float]:
+        """Mean response NLL per conversation; +inf when truncation leaves no response token
+        (such an example counts as context-critical and is kept)."""
+        import torch
+        from tqdm.auto import tqdm
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(
+            self.model_name_or_path,
+            revision=self.revision,
+            trust_remote_code=self.trust_remote_code,
+        )
+        encoded = []
+        for messages in conversations:
+            out = tokenizer.apply_chat_template(
+                messages,
+                chat_template=self.template.chat_template,
+                tokenize=True,
+                return_dict=True,
+                return_assistant_tokens_mask=True,
+            )
+            ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+            if self.max_length is not None:
+                ids, mask = ids[: self.max_length], mask[: self.max_length]
+            encoded.append((ids, mask))
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = getattr(torch, self.dtype) if self.dtype and self.dtype != "auto" else "auto"
+        model = (
+            AutoModelForCausalLM.from_pretrained(
+                self.model_name_or_path,
+                revision=self.revision,
+                dtype=dtype,
+                trust_remote_code=self.trust_remote_code,
+            )
+            .to(device)
+            .eval()
+        )
+
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # less padding
+        losses: list[float] = [math.inf] * len(encoded)
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        for batch in tqdm(
+            batches,
+            desc="context_critical: scoring without context",
+            disable=not self.show_progress,
+        ):
+            width = max(len(encoded[i][0]) for i in batch)
+            ids = torch.zeros(len(batch), width, dtype=torch.long)
+            attn = torch.zeros(len(batch), width, dtype=torch.long)
+            labels = torch.full((len(batch), width), -100, dtype=torch.long)
+            for row, i in enumerate(batch):
+                tok, mask = encoded[i]
+                ids[row, : len(tok)] = torch.tensor(tok)
+                attn[row, : len(tok)] = 1
+                labels[row, : len(tok)] = torch.tensor(
+                    [t if m else -100 for t, m in zip(tok, mask, strict=True)]
+                )
+            with torch.inference_mode():
+                logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
+                logits = logits[:, :-1].float()
+                target = labels[:, 1:].to(device)
+                nll = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.size(-1)),
+                    target.reshape(-1),
+                    ignore_index=-100,
+                    reduction="none",
+                ).view(target.shape)
+                counts = (target != -100).sum(dim=1)
+                sums = nll.sum(dim=1)
+            for row, i in enumerate(batch):
+                n = int(counts[row])
+                losses[i] = float(sums[row]) / n if n else math.inf
+        del model
+        return losses
