@@ -1,0 +1,57 @@
+"""`cpi demo --quick` end to end: world, cached base model, four variants, table and plot."""
+
+import json
+import subprocess
+
+import pytest
+
+from cpi_bench.harness_ext.demo import VARIANTS
+from cpi_bench.harness_ext.world import World, WorldConfig
+
+
+def test_world_is_seeded_and_has_the_three_kinds(tmp_path):
+    a = World(WorldConfig(seed=1, n_known=10, n_ift=200)).write(tmp_path / "a")
+    b = World(WorldConfig(seed=1, n_known=10, n_ift=200)).write(tmp_path / "b")
+    for key in ("pretrain", "ift", "cf", "id"):
+        assert a[key].read_text() == b[key].read_text()
+    kinds = json.loads(a["kinds"].read_text())
+    assert set(kinds) == {"C", "C+S", "S"} and kinds.count("C") == 50
+    rows = [json.loads(x) for x in a["ift"].read_text().splitlines()]
+    assert all(bool(r["input"]) == (k != "S") for r, k in zip(rows, kinds))
+    cf = [json.loads(x) for x in a["cf"].read_text().splitlines()]
+    assert all(r["answer"] != r["memory_answer"] and r["answer"] in r["context"] for r in cf)
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_well_formed_outputs(tmp_path, offline_env):
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        ["cpi", "demo", "--out", str(out), "--quick"],
+        capture_output=True,
+        text=True,
+        env=offline_env(),
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (out / "demo.md").read_text()
+    assert (out / "demo.png").stat().st_size > 10_000
+    for name in VARIANTS:
+        assert f"| {name} |" in table
+        res = json.loads((out / name / "inversion.json").read_text())
+        steps = [r["step"] for r in res["rows"]]
+        assert steps == [0, 20, 40, 60]
+        for row in res["rows"]:
+            assert 0 <= row["cf_acc"] <= 1 and 0 <= row["param_acc"] <= 1
+            assert row["id_acc"] is not None and 0 <= row["id_acc"] <= 1
+        assert {"rise", "drop", "peak_step"} <= set(res["summary"])
+    manifest = json.loads((out / "qk" / "cpi_run.json").read_text())
+    assert manifest["finetune"] == "qk"
+    # the base model is cached: a second run skips pretraining
+    again = subprocess.run(
+        ["cpi", "demo", "--out", str(out), "--quick", "--variants", "standard"],
+        capture_output=True,
+        text=True,
+        env=offline_env(),
+        timeout=600,
+    )
+    assert again.returncode == 0 and "cached" in again.stdout + again.stderr
