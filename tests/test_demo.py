@@ -17,7 +17,7 @@ def test_world_is_seeded_and_has_the_three_kinds(tmp_path):
     kinds = json.loads(a["kinds"].read_text())
     assert set(kinds) == {"C", "C+S", "S"} and kinds.count("C") == 50
     rows = [json.loads(x) for x in a["ift"].read_text().splitlines()]
-    assert all(bool(r["input"]) == (k != "S") for r, k in zip(rows, kinds))
+    assert all(bool(r["input"]) == (k != "S") for r, k in zip(rows, kinds, strict=True))
     cf = [json.loads(x) for x in a["cf"].read_text().splitlines()]
     assert all(r["answer"] != r["memory_answer"] and r["answer"] in r["context"] for r in cf)
 
