@@ -49,6 +49,7 @@ class Schedule:
     save_steps: int = 25
     learning_rate: float = 3e-4
     batch_size: int = 16
+    finetune: str = "full"  # the standard variant's mode; the qk variant overrides it
 
 
 FULL = Schedule()
@@ -85,7 +86,7 @@ def train_args(
         "--template",
         "squad",
         "--finetune",
-        "full",
+        sched.finetune,
         "--learning_rate",
         str(sched.learning_rate),
         "--max_steps",
@@ -196,11 +197,29 @@ def plot_overlay(results: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def run_demo(
+    out: Path, world_cfg, pre_cfg, sched: Schedule, seed: int, names: list[str], log=print
+) -> tuple[dict[str, dict], dict]:
+    """World, base model, then ``cpi train`` + ``cpi sweep`` per variant; return the
+    variants' inversion.json contents and the run's description."""
+    from cpi_bench.harness_ext.base_model import pretrain_base_model
+    from cpi_bench.harness_ext.world import World
+
+    paths = World(world_cfg).write(out / "world")
+    base, recall = pretrain_base_model(World(world_cfg), pre_cfg, out / "cache", log=log)
+    results = {}
+    for name in names:
+        log(f"== variant {name}: cpi train + cpi sweep")
+        results[name] = run_variant(name, base, paths, out, sched, seed)
+    meta = {"layers": pre_cfg.num_layers, "recall": recall, "steps": sched.max_steps, "seed": seed}
+    return results, meta
+
+
 def main(argv: list[str]) -> int:
     import torch
 
-    from cpi_bench.harness_ext.base_model import PretrainConfig, pretrain_base_model
-    from cpi_bench.harness_ext.world import World, WorldConfig
+    from cpi_bench.harness_ext.base_model import PretrainConfig
+    from cpi_bench.harness_ext.world import WorldConfig
 
     parser = argparse.ArgumentParser(
         prog="cpi demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -235,19 +254,7 @@ def main(argv: list[str]) -> int:
     sched = QUICK if args.quick else FULL
     if args.quick:
         world_cfg = replace(world_cfg, n_known=48, n_ift=1200, n_eval=60, n_cf_augment=200)
-    world = World(world_cfg)
-    paths = world.write(out / "world")
-    base, recall = pretrain_base_model(World(world_cfg), pre_cfg, out / "cache")
-    results = {}
-    for name in names:
-        print(f"== variant {name}: cpi train + cpi sweep", flush=True)
-        results[name] = run_variant(name, base, paths, out, sched, args.seed)
-    meta = {
-        "layers": pre_cfg.num_layers,
-        "recall": recall,
-        "steps": sched.max_steps,
-        "seed": args.seed,
-    }
+    results, meta = run_demo(out, world_cfg, pre_cfg, sched, args.seed, names)
     (out / "demo.md").write_text(render_markdown(results, meta))
     plot_overlay(results, out / "demo.png")
     print(render_markdown(results, meta))
