@@ -27,8 +27,8 @@ class PretrainConfig:
     """Model size and optimisation of the base model (every field is part of the cache key)."""
 
     hidden_size: int = field(default=128, metadata={"help": "model width"})
-    num_layers: int = field(default=2, metadata={"help": "transformer blocks"})
-    num_heads: int = field(default=4, metadata={"help": "attention heads"})
+    num_layers: int = field(default=1, metadata={"help": "transformer blocks"})
+    num_heads: int = field(default=1, metadata={"help": "attention heads"})
     learning_rate: float = field(default=2e-3, metadata={"help": "AdamW learning rate"})
     batch_size: int = field(default=64, metadata={"help": "sentences per step"})
     max_steps: int = field(default=4000, metadata={"help": "give up after this many steps"})

@@ -49,9 +49,9 @@ class WorldConfig:
     c_fraction: float = field(default=0.25, metadata={"help": "share of C points"})
     s_fraction: float = field(default=0.2, metadata={"help": "share of S points"})
     reading_fraction: float = field(
-        default=0.2, metadata={"help": "share of reading passages in pretraining"}
+        default=0.5, metadata={"help": "share of reading passages in pretraining"}
     )
-    n_eval: int = field(default=120, metadata={"help": "items per evaluation set"})
+    n_eval: int = field(default=360, metadata={"help": "items per evaluation set"})
     n_cf_augment: int = field(
         default=600, metadata={"help": "counterfactual examples for cf_augment"}
     )

@@ -44,8 +44,8 @@ def test_quick_demo_writes_well_formed_outputs(tmp_path, offline_env):
             assert 0 <= row["cf_acc"] <= 1 and 0 <= row["param_acc"] <= 1
             assert row["id_acc"] is not None and 0 <= row["id_acc"] <= 1
         assert {"rise", "drop", "peak_step"} <= set(res["summary"])
-    manifest = json.loads((out / "qk" / "cpi_run.json").read_text())
-    assert manifest["finetune"] == "qk"
+    assert json.loads((out / "standard" / "cpi_run.json").read_text())["finetune"] == "qk"
+    assert json.loads((out / "full" / "cpi_run.json").read_text())["finetune"] == "full"
     # the base model is cached: a second run skips pretraining
     again = subprocess.run(
         ["cpi", "demo", "--out", str(out), "--quick", "--variants", "standard"],
