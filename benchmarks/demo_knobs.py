@@ -62,6 +62,12 @@ CONFIGS: dict[str, tuple[dict, dict, dict, str]] = {
         {},
         "D2 with weaker reading (memory the stronger predictor) and more S points",
     ),
+    "F": (
+        {"qa_recall_fraction": 0.5},
+        {},
+        {},
+        "D2 with half the facts also pretrained as question/answer (sharper context_critical)",
+    ),
     "E": (
         {**_W0, "c_fraction": 0.1, "s_fraction": 0.3, "n_ift": 1000},
         _P0,

@@ -51,6 +51,10 @@ class WorldConfig:
     reading_fraction: float = field(
         default=0.5, metadata={"help": "share of reading passages in pretraining"}
     )
+    qa_recall_fraction: float = field(
+        default=0.0,
+        metadata={"help": "share of known facts also pretrained in the QA layout, no context"},
+    )
     n_eval: int = field(default=360, metadata={"help": "items per evaluation set"})
     n_cf_augment: int = field(
         default=600, metadata={"help": "counterfactual examples for cf_augment"}
@@ -103,6 +107,9 @@ class World:
             answer = rng.choice(self.answers[relation])
             statement = RELATIONS[relation][1].format(s=subject, a=answer)
             lines.append(f"{statement} So, {statement[0].lower()}{statement[1:]}")
+        n_qa = round(len(self.facts) * self.cfg.qa_recall_fraction)
+        for (s, r), a in rng.sample(sorted(self.facts.items()), n_qa):
+            lines.append(f"Question: {RELATIONS[r][0].format(s=s)}\nAnswer: {a}")
         rng.shuffle(lines)
         return lines
 
