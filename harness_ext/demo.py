@@ -208,8 +208,9 @@ def run_demo(
     from cpi_bench.harness_ext.base_model import pretrain_base_model
     from cpi_bench.harness_ext.world import World
 
-    paths = World(world_cfg).write(out / "world")
-    base, recall = pretrain_base_model(World(world_cfg), pre_cfg, out / "cache", log=log)
+    world = World(world_cfg)
+    paths = world.write(out / "world")
+    base, recall = pretrain_base_model(world, pre_cfg, out / "cache", log=log)
     results = {}
     for name in names:
         log(f"== variant {name}: cpi train + cpi sweep")

@@ -81,12 +81,12 @@ class World:
         self.answers = {r: _names(rng, cfg.n_answers, taken, 2) for r in RELATIONS}
         self.known = _names(rng, cfg.n_known, taken, 3)
         self.facts = {(s, r): rng.choice(self.answers[r]) for s in self.known for r in RELATIONS}
-        self._taken = taken
-        self._rng = rng
-
-    def fresh_subjects(self, n: int) -> list[str]:
-        """Subjects never used before (unknown to the model)."""
-        return _names(self._rng, n, self._taken, 3)
+        # Unknown subjects, drawn once and disjoint: reading passages, C points, held-out C
+        # items. Fixed here so every builder below is a pure function of the config.
+        n_read = int(len(self.facts) * cfg.reading_fraction / (1 - cfg.reading_fraction))
+        self.reading_subjects = _names(rng, n_read, taken, 3)
+        self.c_subjects = _names(rng, round(cfg.n_ift * cfg.c_fraction), taken, 3)
+        self.id_subjects = _names(rng, cfg.n_eval // 3, taken, 3)
 
     def qa(self, subject: str, relation: str, answer: str, context: bool = True) -> dict:
         question, statement = RELATIONS[relation]
@@ -101,8 +101,7 @@ class World:
         (the fact stated, then restated), so the base model can already copy from text."""
         rng = random.Random(self.cfg.seed + 1)
         lines = [RELATIONS[r][1].format(s=s, a=a) for (s, r), a in self.facts.items()]
-        n_read = int(len(lines) * self.cfg.reading_fraction / (1 - self.cfg.reading_fraction))
-        for subject in self.fresh_subjects(n_read):
+        for subject in self.reading_subjects:
             relation = rng.choice(list(RELATIONS))
             answer = rng.choice(self.answers[relation])
             statement = RELATIONS[relation][1].format(s=subject, a=answer)
@@ -125,11 +124,11 @@ class World:
         """The IFT mixture (Alpaca rows) and the kind of each row."""
         rng = random.Random(self.cfg.seed + 2)
         cfg = self.cfg
-        n_c = round(cfg.n_ift * cfg.c_fraction)
+        n_c = len(self.c_subjects)
         n_s = round(cfg.n_ift * cfg.s_fraction)
         kinds = ["C"] * n_c + ["S"] * n_s + ["C+S"] * (cfg.n_ift - n_c - n_s)
         rng.shuffle(kinds)
-        fresh = iter(self.fresh_subjects(n_c))
+        fresh = iter(self.c_subjects)
         rows = []
         for kind in kinds:
             relation = rng.choice(list(RELATIONS))
@@ -167,7 +166,7 @@ class World:
         rng = random.Random(self.cfg.seed + 4)
         per_kind = self.cfg.n_eval // 3
         rows = []
-        for subject in self.fresh_subjects(per_kind):
+        for subject in self.id_subjects:
             relation = rng.choice(list(RELATIONS))
             rows.append(self.qa(subject, relation, rng.choice(self.answers[relation])))
         for context in (True, False):

@@ -18,6 +18,15 @@ def test_world_is_seeded_and_has_the_three_kinds(tmp_path):
     assert set(kinds) == {"C", "C+S", "S"} and kinds.count("C") == 50
     rows = [json.loads(x) for x in a["ift"].read_text().splitlines()]
     assert all(bool(r["input"]) == (k != "S") for r, k in zip(rows, kinds, strict=True))
+    world = World(WorldConfig(seed=1, n_known=10, n_ift=200))
+    assert world.pretraining_lines() == world.pretraining_lines()  # builders are pure
+    assert world.ift_rows() == world.ift_rows()
+    c_subjects = {
+        r["instruction"].split()[-1].rstrip("?")
+        for r, k in zip(rows, kinds, strict=True)
+        if k == "C"
+    }
+    assert not c_subjects & set(world.known)
     cf = [json.loads(x) for x in a["cf"].read_text().splitlines()]
     assert all(r["answer"] != r["memory_answer"] and r["answer"] in r["context"] for r in cf)
 
