@@ -21,16 +21,29 @@ from cpi_bench.harness_ext.base_model import PretrainConfig
 from cpi_bench.harness_ext.demo import FULL, run_demo
 from cpi_bench.harness_ext.world import WorldConfig
 
-# The first search's starting point (2-layer model, all weights trained, fewer reading
-# passages); configurations A-C and E vary it. D* are the §5 setting the demo now uses.
-_W0 = {"reading_fraction": 0.2, "n_eval": 120}
-_P0 = {"num_layers": 2, "num_heads": 4}
+# Round 1 (2-layer model, all weights trained, fewer reading passages): first, A-C, E.
+# Round 2 (the §5 setting: 1 layer, 1 head, only W_q/W_k trained): D, D2, D3, F, G, H.
+# Rounds 1-2 pretrained without EOS and without QA-layout recall, and trained IFT at 1e-3;
+# _OLD restores those settings so their rows stay reproducible.
+# Round 3 (EOS after every pretraining answer): D2e, F*, the demo's defaults = F2L.
+_OLD_W = {"qa_recall_fraction": 0.0}
+_OLD_P = {"eos_after_answer": False}
+_OLD_S = {"learning_rate": 1e-3}
+_W0 = {**_OLD_W, "reading_fraction": 0.2, "n_eval": 120}
+_P0 = {**_OLD_P, "num_layers": 2, "num_heads": 4}
 _S0 = {"finetune": "full", "learning_rate": 3e-4}
+_D2 = (_OLD_W, _OLD_P, _OLD_S)
+_EOS = ({"qa_recall_fraction": 0.0}, {}, _OLD_S)  # D2 plus EOS
+
+
+def _with(base: tuple[dict, dict, dict], w: dict, p: dict, s: dict, what: str):
+    return ({**base[0], **w}, {**base[1], **p}, {**base[2], **s}, what)
+
 
 # name: (world overrides, pretraining overrides, schedule overrides, what it tests)
 CONFIGS: dict[str, tuple[dict, dict, dict, str]] = {
-    "base": ({}, {}, {}, "the demo's defaults (= D2)"),
-    "first": (_W0, _P0, {**_S0, "max_steps": 300, "save_steps": 25}, "the first search's start"),
+    "base": ({}, {}, {}, "the demo's defaults (= F2L)"),
+    "first": (_W0, _P0, {**_S0, "max_steps": 300, "save_steps": 25}, "round 1's start"),
     "A": (
         _W0,
         _P0,
@@ -49,30 +62,57 @@ CONFIGS: dict[str, tuple[dict, dict, dict, str]] = {
         {**_S0, "max_steps": 600, "save_steps": 50},
         "more reading passages in pretraining: reading before recall",
     ),
-    "D": (
-        {"n_eval": 120},
-        {},
-        {"max_steps": 600},
-        "the theory's setting: 1 layer, 1 head, only W_q/W_k trained",
-    ),
-    "D2": ({}, {}, {}, "D with 3x the evaluation items (less noise) and 800 steps"),
-    "D3": (
-        {"reading_fraction": 0.25, "s_fraction": 0.3},
-        {},
-        {},
-        "D2 with weaker reading (memory the stronger predictor) and more S points",
-    ),
-    "F": (
-        {"qa_recall_fraction": 0.5},
-        {},
-        {},
-        "D2 with half the facts also pretrained as question/answer (sharper context_critical)",
-    ),
     "E": (
         {**_W0, "c_fraction": 0.1, "s_fraction": 0.3, "n_ift": 1000},
         _P0,
         {**_S0, "max_steps": 900, "save_steps": 75},
         "a small IFT set repeated (Proposition 3) with few C points",
+    ),
+    "D": _with(_D2, {"n_eval": 120}, {}, {"max_steps": 600}, "the §5 setting, 600 steps"),
+    "D2": _with(_D2, {}, {}, {}, "D with 3x the evaluation items (less noise) and 800 steps"),
+    "D3": _with(
+        _D2,
+        {"reading_fraction": 0.25, "s_fraction": 0.3},
+        {},
+        {},
+        "D2 with weaker reading (memory the stronger predictor) and more S points",
+    ),
+    "F": _with(_D2, {"qa_recall_fraction": 0.5}, {}, {}, "D2, half the facts also as QA"),
+    "G": _with(
+        _D2,
+        {},
+        {},
+        {
+            "learning_rate": 2e-4,
+            "lr_scheduler_type": "constant",
+            "max_steps": 1600,
+            "save_steps": 100,
+        },
+        "D2 at a 5x lower, constant learning rate, 1600 steps",
+    ),
+    "H": _with(
+        _D2,
+        {},
+        {},
+        {
+            "learning_rate": 1e-4,
+            "lr_scheduler_type": "constant",
+            "max_steps": 1600,
+            "save_steps": 100,
+        },
+        "D2 at a 10x lower, constant learning rate, 1600 steps",
+    ),
+    "D2e": _with(_EOS, {}, {}, {}, "D2 with EOS after every pretraining answer"),
+    "Fe": _with(_EOS, {"qa_recall_fraction": 0.5}, {}, {}, "D2e, half the facts also as QA"),
+    "F2": _with(_EOS, {"qa_recall_fraction": 1.0}, {}, {}, "D2e, every fact also as QA"),
+    "F2L": ({}, {}, {}, "F2 at lr 3e-4 (smoother): the demo's defaults"),
+    "F2Ld": ({}, {}, {"context_critical_drop": 0.5}, "F2L, context_critical dropping 50%"),
+    "F2Lc": ({"c_fraction": 0.15}, {}, {}, "F2L with fewer C points (C+S dominate more)"),
+    "F2Lcd": (
+        {"c_fraction": 0.15},
+        {},
+        {"context_critical_drop": 0.5},
+        "F2Lc, context_critical dropping 50%",
     ),
 }
 
@@ -99,7 +139,14 @@ def main() -> None:
             sched = replace(FULL, **sched_o)
             out = Path(args.out) / f"{name}-s{seed}"
             results, meta = run_demo(
-                out, world_cfg, pre_cfg, sched, seed, args.variants.split(","), log=lambda *_: None
+                out,
+                world_cfg,
+                pre_cfg,
+                sched,
+                seed,
+                args.variants.split(","),
+                log=lambda *_: None,
+                cache=Path(args.out) / "cache",
             )
             for variant, res in results.items():
                 s = res["summary"]

@@ -5,7 +5,8 @@ answer words. Known subjects' facts are what pretraining teaches (parametric kno
 unknown subjects appear only with a context. Everything the demo trains or evaluates on is
 written as ordinary files, so it goes through the same loaders as real data:
 
-    OUT/world/pretrain.txt          fact sentences and reading passages (one per line)
+    OUT/world/pretrain.txt          pretraining texts: fact sentences, the same facts as
+                                    "Question: ...\nAnswer: ..." pairs, reading passages
     OUT/world/ift.jsonl             the IFT mixture, Alpaca schema (instruction, input, output)
     OUT/world/ift_kinds.json        the kind of every IFT row: C, C+S or S (for reports)
     OUT/world/cf_augment.jsonl      counterfactual examples, cpi schema, for cf_augment
@@ -52,8 +53,11 @@ class WorldConfig:
         default=0.5, metadata={"help": "share of reading passages in pretraining"}
     )
     qa_recall_fraction: float = field(
-        default=0.0,
-        metadata={"help": "share of known facts also pretrained in the QA layout, no context"},
+        default=1.0,
+        metadata={
+            "help": "share of known facts also pretrained in the QA layout, no context (so the "
+            "base model can answer from memory in the evaluation prompt, as an LLM can)"
+        },
     )
     n_eval: int = field(default=360, metadata={"help": "items per evaluation set"})
     n_cf_augment: int = field(
@@ -98,7 +102,9 @@ class World:
 
     def pretraining_lines(self) -> list[str]:
         """Fact sentences for every known fact, plus reading passages about unknown subjects
-        (the fact stated, then restated), so the base model can already copy from text."""
+        (the fact stated, then restated), so the base model can already copy from text, plus
+        ``qa_recall_fraction`` of the facts as context-free question/answer pairs, so it can
+        answer from memory in the evaluation layout (as a pretrained LLM can)."""
         rng = random.Random(self.cfg.seed + 1)
         lines = [RELATIONS[r][1].format(s=s, a=a) for (s, r), a in self.facts.items()]
         for subject in self.reading_subjects:

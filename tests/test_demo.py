@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from cpi_bench.harness_ext.demo import VARIANTS
-from cpi_bench.harness_ext.world import World, WorldConfig
+from cpi_bench.harness_ext.world import RELATIONS, World, WorldConfig
 
 
 def test_world_is_seeded_and_has_the_three_kinds(tmp_path):
@@ -31,6 +31,25 @@ def test_world_is_seeded_and_has_the_three_kinds(tmp_path):
     assert all(r["answer"] != r["memory_answer"] and r["answer"] in r["context"] for r in cf)
 
 
+def test_pretraining_lines_end_with_their_answer_then_eos():
+    from cpi_bench.harness_ext.base_model import encode_lines
+    from cpi_bench.harness_ext.tiny_model import train_tokenizer
+
+    world = World(WorldConfig(seed=0, n_known=10, n_ift=100, qa_recall_fraction=1.0))
+    lines = world.pretraining_lines()
+    tokenizer = train_tokenizer(lines, vocab_size=300)
+    eos, period = tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(".")
+    with_eos = encode_lines(lines, tokenizer, eos_after_answer=True)["input_ids"]
+    plain = encode_lines(lines, tokenizer, eos_after_answer=False)["input_ids"]
+    assert all(ids[-1] == eos and ids[-2] != period for ids in with_eos)
+    assert not any(eos in ids for ids in plain)
+    # each fact's answer is the last word before EOS
+    facts = {RELATIONS[r][1].format(s=s, a=a): a for (s, r), a in world.facts.items()}
+    for line, ids in zip(lines, with_eos, strict=True):
+        if line in facts:
+            assert tokenizer.decode(ids[:-1]).endswith(facts[line])
+
+
 @pytest.mark.slow
 def test_quick_demo_writes_well_formed_outputs(tmp_path, offline_env):
     out = tmp_path / "demo"
@@ -48,7 +67,7 @@ def test_quick_demo_writes_well_formed_outputs(tmp_path, offline_env):
         assert f"| {name} |" in table
         res = json.loads((out / name / "inversion.json").read_text())
         steps = [r["step"] for r in res["rows"]]
-        assert steps == [0, 20, 40, 60]
+        assert steps == [0, 25, 50, 75, 100, 125, 150]
         for row in res["rows"]:
             assert 0 <= row["cf_acc"] <= 1 and 0 <= row["param_acc"] <= 1
             assert row["id_acc"] is not None and 0 <= row["id_acc"] <= 1
