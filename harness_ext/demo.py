@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -114,9 +115,8 @@ def train_args(
         "--disable_tqdm",
         "true",
     ]
+    args += ["--context_critical_drop", str(sched.context_critical_drop)]  # used if curated
     args += extra
-    if "context_critical" in extra:
-        args += ["--context_critical_drop", str(sched.context_critical_drop)]
     if "cf_augment" in extra:
         args += ["--cf_augment_source", str(world_paths["cf_augment"])]
     return args
@@ -130,10 +130,19 @@ def run_variant(
     from cpi_bench.trainer import train
 
     run_dir = out / name
+    args = train_args(base, world_paths, run_dir, sched, seed, VARIANTS[name])
+    # A finished or interrupted run is reused only if it was made with the same settings
+    # (base model, schedule, seed): a --quick run's checkpoints must not pass for a full run's.
+    stamp = run_dir / "demo_run.json"
+    if run_dir.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != args):
+        print(f"cpi demo: {run_dir} was made with other settings; rerunning {name}")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(args))
     if not (run_dir / INVERSION_JSON).is_file():
         done = run_dir / f"checkpoint-{sched.max_steps}"
         if not done.is_dir():
-            code = train.main(train_args(base, world_paths, run_dir, sched, seed, VARIANTS[name]))
+            code = train.main(args)
             if code:
                 raise RuntimeError(f"cpi train failed for variant {name} (exit {code})")
         with _env(CPI_DATA_DIR=str(world_paths["cf"].parent)):

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,33 @@ def test_quick_demo_writes_well_formed_outputs(tmp_path, offline_env):
         timeout=600,
     )
     assert again.returncode == 0 and "cached" in again.stdout + again.stderr
+
+
+def test_a_run_made_with_other_settings_is_redone_not_reused(tmp_path, monkeypatch):
+    """A --quick run's outputs in the same OUT must not pass for a full run's."""
+    from cpi_bench.harness_ext import demo, sweep
+    from cpi_bench.trainer import train
+
+    calls = []
+
+    def fake_train(args):
+        calls.append("train")
+        return 0
+
+    def fake_sweep(args):
+        calls.append("sweep")
+        (Path(args[0]) / "inversion.json").write_text(json.dumps({"made_by": len(calls)}))
+        return 0
+
+    monkeypatch.setattr(train, "main", fake_train)
+    monkeypatch.setattr(sweep, "main", fake_sweep)
+    paths = {"ift": tmp_path / "ift.jsonl", "cf": tmp_path / "cf.jsonl"}
+    run = lambda sched: demo.run_variant("standard", tmp_path, paths, tmp_path, sched, 0)  # noqa: E731
+
+    first = run(demo.QUICK)
+    assert calls == ["train", "sweep"]
+    assert run(demo.QUICK) == first and calls == ["train", "sweep"]  # same settings: reused
+    stale = tmp_path / "standard" / "checkpoint-150"
+    stale.mkdir()
+    assert run(demo.FULL) != first and calls == ["train", "sweep"] * 2  # other settings: redone
+    assert not stale.exists()
