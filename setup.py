@@ -1,7 +1,8 @@
 """Build hook: ship ``cpi_bench.pth`` at the top of site-packages.
 
 The .pth line makes ``lm_eval --tasks 'cpi_*'`` find this package's tasks with no
-``--include_path`` (see ``harness_ext/autoload.py``). Everything else is in pyproject.toml.
+``--include_path`` (see ``harness_ext/lm_eval_plugin/autoload.py``). Everything else is in
+pyproject.toml.
 """
 
 import os
@@ -15,7 +16,9 @@ PTH = "cpi_bench.pth"
 class BuildPyWithPth(build_py):
     def run(self) -> None:
         super().run()
-        self.copy_file(os.path.join("harness_ext", PTH), os.path.join(self.build_lib, PTH))
+        self.copy_file(
+            os.path.join("harness_ext", "lm_eval_plugin", PTH), os.path.join(self.build_lib, PTH)
+        )
 
 
 setup(cmdclass={"build_py": BuildPyWithPth})

@@ -58,7 +58,7 @@ def naive_loop(
     run: Path, base: Path, steps: list[int], lora: bool, out: Path, args: argparse.Namespace
 ) -> tuple[float, dict[int, Path]]:
     """One ``lm_eval`` process per model; returns (seconds, {step: results file})."""
-    from cpi_bench.harness_ext.autoload import tasks_dir
+    from cpi_bench.harness_ext.lm_eval_plugin.autoload import tasks_dir
 
     lm_eval = str(Path(sys.executable).with_name("lm_eval"))
     files: dict[int, Path] = {}
@@ -178,7 +178,7 @@ def main() -> int:
         sys.exit(f"no task data at {args.data_dir}; set CPI_DATA_DIR or --data_dir")
     os.environ["CPI_DATA_DIR"] = str(args.data_dir)
 
-    from cpi_bench.harness_ext.tiny_run import build_tiny_run
+    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     steps = [2 * i for i in range(1, args.models)]

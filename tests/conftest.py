@@ -1,42 +1,86 @@
-"""Shared fixtures: the public test data in ../shared/data, a CF_Bio fixture, tiny models."""
+"""Shared fixtures: synthetic public data for the whole session, the real public data when
+``CPI_DATA_DIR`` names it, a CF_Bio fixture, tiny models.
+
+The suite is self-contained: at import, the caller's ``CPI_DATA_DIR`` is remembered as the
+*real* public data folder (CI points it at the public copies) and ``CPI_DATA_DIR`` is then
+pointed, for the whole session (subprocesses that copy ``os.environ`` included), at a folder
+of synthetic files in the public schemas (:func:`write_fixture_data`). Tests about the
+published files themselves request ``real_data_dir`` and skip, with a reason, without them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+from cpi_bench.harness_ext.testing.public_fixtures import bio_rows, write_fixture_data
 
-# Synthetic biographies in the public CF_Bio schema (context, question, answer,
-# parametric_answer): the works of a famous person attributed to someone else.
-_BIO_ITEMS = [
-    ("Leonardo da Vinci", "Enrico Fermi", "artist", "Mona Lisa, The Last Supper"),
-    ("Michelangelo", "Jane Austen", "artist", "David, Sistine Chapel Ceiling"),
-    ("William Shakespeare", "Isaac Newton", "writer", "Hamlet, Macbeth"),
-    ("Ludwig van Beethoven", "Marie Curie", "composer", "Für Elise, the Ninth Symphony"),
-    ("Vincent van Gogh", "Ada Lovelace", "artist", "The Starry Night, Sunflowers"),
-    ("Jane Austen", "Jane Goodall", "writer", "Pride and Prejudice, Emma"),
-]
+__all__ = ["bio_rows"]  # re-exported: the CF_Bio rows now live in public_fixtures
+
+DATA_DIR_ENV = "CPI_DATA_DIR"  # cpi_bench.tasks.sources.DATA_DIR_ENV
+REAL_DATA_SKIP = (
+    "real public data: set CPI_DATA_DIR to a folder with the public files "
+    "(CI points it at ../shared/data)"
+)
 
 
-def bio_rows() -> list[dict[str, str]]:
-    rows = []
-    for famous, substitute, kind, works in _BIO_ITEMS:
-        rows.append(
-            {
-                "context": f"  {substitute} was born in a small town and became a famous {kind}. "
-                f"{substitute.split()[0]} is best known for {works}, works that made "
-                f"{substitute} famous across the world. ",
-                "parametric_answer": famous,
-                "answer": substitute,
-                "question": f"What is the name of the {kind} who made {works}?",
-            }
-        )
-    return rows
+def _real_data_dir_from_env() -> Path | None:
+    value = os.environ.get(DATA_DIR_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser().resolve()
+    return path if path.is_dir() else None
+
+
+_CALLER_DATA_DIR = os.environ.get(DATA_DIR_ENV)
+REAL_DATA_DIR: Path | None = _real_data_dir_from_env()
+FIXTURE_DATA_DIR: Path = write_fixture_data(
+    Path(tempfile.mkdtemp(prefix="cpi-public-fixtures-")) / "data"
+)
+os.environ[DATA_DIR_ENV] = str(FIXTURE_DATA_DIR)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    real = REAL_DATA_DIR or "not set (real-data tests skip)"
+    return [f"cpi data: fixtures {FIXTURE_DATA_DIR}; real public data {real}"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the caller's CPI_DATA_DIR back and remove the session's fixture folder."""
+    if _CALLER_DATA_DIR is None:
+        os.environ.pop(DATA_DIR_ENV, None)
+    else:
+        os.environ[DATA_DIR_ENV] = _CALLER_DATA_DIR
+    shutil.rmtree(FIXTURE_DATA_DIR.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fixture_data_dir() -> Path:
+    """The session's synthetic public files (what CPI_DATA_DIR points at by default)."""
+    return FIXTURE_DATA_DIR
+
+
+@pytest.fixture
+def cpi_data_dir(fixture_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """CPI_DATA_DIR with every public file name (synthetic rows), set for this test."""
+    monkeypatch.setenv(DATA_DIR_ENV, str(fixture_data_dir))
+    return fixture_data_dir
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    """The real public data folder (the caller's CPI_DATA_DIR); skips when there is none.
+
+    CPI_DATA_DIR itself still points at the fixtures: set it to this folder to read it.
+    """
+    if REAL_DATA_DIR is None:
+        pytest.skip(REAL_DATA_SKIP)
+    return REAL_DATA_DIR
 
 
 @pytest.fixture
@@ -47,33 +91,9 @@ def bio_file(tmp_path: Path) -> Path:
     return path
 
 
-def _shared_data_or_skip() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"public test data not found at {SHARED_DATA}")
-    return SHARED_DATA
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    return _shared_data_or_skip()
-
-
-@pytest.fixture
-def cpi_data_dir(tmp_path: Path, bio_file: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A CPI_DATA_DIR with every public file: shared copies (one folder below) + the bio fixture."""
-    shared = _shared_data_or_skip()
-    root = tmp_path / "cpi_data"
-    root.mkdir()
-    for sub in ("paper", "memo-trap"):
-        (root / sub).symlink_to(shared / sub, target_is_directory=True)
-    (root / "famous_biographies.jsonl").symlink_to(bio_file)
-    monkeypatch.setenv("CPI_DATA_DIR", str(root))
-    return root
-
-
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cpi_bench.harness_ext.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_llama"), arch="llama", seed=0)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cpi_bench.harness_ext import cli
-from cpi_bench.harness_ext.gate import gate
+from cpi_bench.harness_ext.reports.gate import gate
 
 TASKS = ("cpi_world_facts", "cpi_capitals", "cpi_bio", "cpi_quotes")
 

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from cpi_bench.harness_ext import cli
-from cpi_bench.harness_ext.constants import INVERSION_JSON, SUMMARY_KEYS
-from cpi_bench.harness_ext.inversion import build_inversion, row_from_results, summarize
-from cpi_bench.harness_ext.report import write_run_reports
+from cpi_bench.harness_ext.core.constants import (
+    INVERSION_JSON,
+    SUMMARY_KEYS,
+)
+from cpi_bench.harness_ext.reports.inversion import build_inversion, row_from_results, summarize
+from cpi_bench.harness_ext.reports.tables import write_run_reports
 
 
 def step_results(

@@ -20,11 +20,9 @@ from pathlib import Path
 import pytest
 
 from cpi_bench.harness_ext import cli
-from cpi_bench.harness_ext.constants import EVAL_DIR, INVERSION_JSON
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-pytestmark = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"public test data not found at {SHARED_DATA}"
+from cpi_bench.harness_ext.core.constants import (
+    EVAL_DIR,
+    INVERSION_JSON,
 )
 
 
@@ -40,10 +38,10 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def _env() -> dict[str, str]:
+def _env(data_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        CPI_DATA_DIR=str(SHARED_DATA),
+        CPI_DATA_DIR=str(data_dir),
         HF_HUB_OFFLINE="1",
         HF_DATASETS_OFFLINE="1",
         TOKENIZERS_PARALLELISM="false",
@@ -72,15 +70,18 @@ def _sweep_cmd(run: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_kill9_mid_sweep_resumes_to_the_uninterrupted_rows(tmp_path: Path) -> None:
-    from cpi_bench.harness_ext.tiny_run import build_tiny_run
+def test_kill9_mid_sweep_resumes_to_the_uninterrupted_rows(
+    tmp_path: Path, cpi_data_dir: Path
+) -> None:
+    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
 
     steps = (2, 4, 6, 8, 10)
     run = build_tiny_run(tmp_path / "run", steps=steps, finetune="full", base_dir=tmp_path / "base")
     ref = Path(shutil.copytree(run, tmp_path / "ref"))
+    env = _env(cpi_data_dir)
 
     proc = subprocess.Popen(
-        _sweep_cmd(run), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        _sweep_cmd(run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     eval_dir = run / EVAL_DIR
     deadline = time.time() + 240
@@ -103,14 +104,12 @@ def test_kill9_mid_sweep_resumes_to_the_uninterrupted_rows(tmp_path: Path) -> No
     for f in finished:  # what is there is complete JSON, never a torn write
         assert json.loads((eval_dir / f).read_text())["cpi"]["step"] >= 0
 
-    resumed = subprocess.run(
-        _sweep_cmd(run), env=_env(), capture_output=True, text=True, timeout=300
-    )
+    resumed = subprocess.run(_sweep_cmd(run), env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(finished)} already done" in resumed.stderr
     assert not list(eval_dir.glob(".*.tmp"))  # stale temporary files are cleaned
 
-    clean = subprocess.run(_sweep_cmd(ref), env=_env(), capture_output=True, text=True, timeout=300)
+    clean = subprocess.run(_sweep_cmd(ref), env=env, capture_output=True, text=True, timeout=300)
     assert clean.returncode == 0, clean.stderr
     rows = json.loads((run / INVERSION_JSON).read_text())["rows"]
     ref_rows = json.loads((ref / INVERSION_JSON).read_text())["rows"]
@@ -139,16 +138,18 @@ class _TokenDataset:
 
 
 def test_callback_in_trainer_writes_files_the_sweep_reuses(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    tmp_path: Path,
+    cpi_data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
-    from cpi_bench.harness_ext.callback import CPIEvalCallback
-    from cpi_bench.harness_ext.tiny_model import build_tiny_model
-    from cpi_bench.harness_ext.tiny_run import write_manifest
+    from cpi_bench.harness_ext.evaluation.callback import CPIEvalCallback
+    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.testing.tiny_run import write_manifest
 
-    monkeypatch.setenv("CPI_DATA_DIR", str(SHARED_DATA))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     base = build_tiny_model(tmp_path / "base", seed=1)
     torch.manual_seed(0)

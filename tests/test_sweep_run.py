@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cpi_bench.harness_ext import cli
-from cpi_bench.harness_ext.constants import (
+from cpi_bench.harness_ext.core.constants import (
     EVAL_DIR,
     INVERSION_CSV,
     INVERSION_JSON,
@@ -19,19 +19,15 @@ from cpi_bench.harness_ext.constants import (
     SUMMARY_KEYS,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TASKS = "cpi_capitals,cpi_quotes,cpi_capitals_choice"
 COMMON = ["--tasks", TASKS, "--limit", "4", "--device", "cpu", "--batch_size", "4"]
 
-pytestmark = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"public test data not found at {SHARED_DATA}"
-)
-
 
 @pytest.fixture(scope="module", autouse=True)
-def _data_env():
+def _data_env(fixture_data_dir: Path):
+    """The synthetic public files of conftest.py (12 capitals, 16 quotes), offline."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CPI_DATA_DIR", str(SHARED_DATA))
+        mp.setenv("CPI_DATA_DIR", str(fixture_data_dir))
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("HF_DATASETS_OFFLINE", "1")
         import torch
@@ -45,7 +41,7 @@ def _data_env():
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A full-finetune run and a LoRA run over one tiny base, checkpoints 2, 4, 6."""
-    from cpi_bench.harness_ext.tiny_run import build_tiny_run
+    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
 
     root = tmp_path_factory.mktemp("runs")
     base = root / "base"
@@ -135,7 +131,7 @@ def test_changed_settings_reevaluate(
     assert cli.main(["sweep", str(run), *args, "--limit", "2"]) == 0
     assert cli.main(["sweep", str(run), *args, "--limit", "3"]) == 0
     err = capsys.readouterr().err
-    assert "re-evaluating base" in err and "limit=2" in err
+    assert "step-0: re-evaluating, limit changed (2 -> 3)" in err
     data = json.loads((run / INVERSION_JSON).read_text())
     assert [r["tasks"]["cpi_capitals_choice"]["n"] for r in data["rows"]] == [3, 3]
 
@@ -165,7 +161,7 @@ def test_lora_sweep_swaps_adapters_like_fresh_loads(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cpi_bench.harness_ext.evaluator import CheckpointEvaluator
+    from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator
 
     run = _copy_run(runs["lora"], tmp_path / "lora")
     assert (
@@ -257,7 +253,7 @@ def test_base_only_run_and_base_model_override(runs: dict[str, Path], tmp_path: 
 def test_default_tasks_are_the_cpi_group(
     runs: dict[str, Path], tmp_path: Path, cpi_data_dir: Path
 ) -> None:
-    """No --tasks: the cpi group's four generation tasks (bio from the conftest fixture);
+    """No --tasks: the cpi group's four generation tasks (all from the conftest fixtures);
     the group itself is an aggregate, not a row task."""
     run = _copy_run(runs["full"], tmp_path / "run")
     for step in (4, 6):

@@ -9,13 +9,21 @@ from pathlib import Path
 import pytest
 from lm_eval.api.model import LM
 
-from cpi_bench.harness_ext.autoload import tasks_dir
-from cpi_bench.tasks.common import QA_INSTRUCTION, QUOTE_INSTRUCTION
+from cpi_bench.harness_ext.lm_eval_plugin.autoload import tasks_dir
+from cpi_bench.harness_ext.testing import public_fixtures
+from cpi_bench.tasks.prompts import QA_INSTRUCTION, QUOTE_INSTRUCTION
+from cpi_bench.tasks.sources import SOURCES
 
 FAMILIES = ("world_facts", "capitals", "bio", "quotes")
 CORE = [f"cpi_{f}" for f in FAMILIES]
 ALL_TASKS = sorted(CORE + [f"{t}_instructed" for t in CORE] + [f"{t}_choice" for t in CORE])
-DOCS_WITH_FIXTURE = {"world_facts": 313, "capitals": 196, "bio": 6, "quotes": 860}
+# the synthetic files of public_fixtures (CPI_DATA_DIR for the session, see conftest.py)
+FIXTURE_ROWS = {
+    "world_facts": public_fixtures.world_facts_rows(),
+    "capitals": public_fixtures.capital_rows(),
+    "bio": public_fixtures.bio_rows(),
+    "quotes": public_fixtures.memo_trap_rows(),
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +56,15 @@ def test_tasks_build_with_prompts_and_choices(task_manager, cpi_data_dir, family
         loaded["tasks"][f"cpi_{family}{s}"] for s in ("", "_instructed", "_choice")
     )
     docs = list(gen.test_docs())
-    assert len(docs) == DOCS_WITH_FIXTURE[family]
-    doc = docs[0]
+    assert len(docs) == len(FIXTURE_ROWS[family])
+    doc, first = docs[0], FIXTURE_ROWS[family][0]
     if family == "quotes":
-        assert gen.doc_to_text(doc) == doc["context"]
-        assert gen.doc_to_text(doc).startswith('Write a quote that ends in the word "heavy"')
+        assert gen.doc_to_text(doc) == doc["context"] == first["prompt"]
+        assert gen.doc_to_text(doc).startswith('Write a quote that ends in the word "bus"')
+        assert (doc["cf_answer"], doc["param_answer"]) == ("bus.", "worm.")
         assert instr.doc_to_text(doc) == f"{QUOTE_INSTRUCTION}\n{doc['context']}"
     else:
+        assert doc["question"] == first["question"] and doc["cf_answer"] == first["answer"]
         expected = f"Background: {doc['context']}\nQuestion: {doc['question']}\nAnswer:"
         assert gen.doc_to_text(doc) == expected
         assert instr.doc_to_text(doc) == (
@@ -64,6 +74,19 @@ def test_tasks_build_with_prompts_and_choices(task_manager, cpi_data_dir, family
     assert gen.config.generation_kwargs["until"] == ["\n"]
     assert gen.config.generation_kwargs["do_sample"] is False
     assert gen.config.metadata["version"] >= 1.0
+
+
+@pytest.mark.parametrize("family", ["world_facts", "capitals", "quotes"])
+def test_tasks_build_on_the_public_files(task_manager, real_data_dir, monkeypatch, family):
+    """With CPI_DATA_DIR at the real public copies, each task sees the published rows."""
+    monkeypatch.setenv("CPI_DATA_DIR", str(real_data_dir))
+    gen = task_manager.load([f"cpi_{family}"])["tasks"][f"cpi_{family}"]
+    docs = list(gen.test_docs())
+    assert len(docs) == SOURCES[family].expected_rows
+    if family == "quotes":
+        assert gen.doc_to_text(docs[0]).startswith('Write a quote that ends in the word "heavy"')
+    else:
+        assert docs[0]["question"] == "What is the capital city of Afghanistan?"
 
 
 class OracleLM(LM):
@@ -235,7 +258,7 @@ def test_lm_eval_finds_cpi_tasks_without_include_path(tmp_path, offline_env):
 
 
 def test_autoload_patch_keeps_user_paths_and_never_duplicates(tmp_path):
-    from cpi_bench.harness_ext.autoload import _with_cpi_tasks
+    from cpi_bench.harness_ext.lm_eval_plugin.autoload import _with_cpi_tasks
 
     ours = str(tasks_dir())
     assert _with_cpi_tasks(None) == [ours]

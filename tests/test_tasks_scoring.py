@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from cpi_bench.tasks.common import answer_present, normalize, score_choice, score_generation
+from cpi_bench.tasks.scoring import answer_present, normalize, score_choice, score_generation
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from cpi_bench.harness_ext.theory import TheoryConfig, simulate
+from cpi_bench.demo.theory import TheoryConfig, simulate
 
 
 def test_cli_writes_curve_with_interior_peak(tmp_path):

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from cpi_bench.trainer import fixtures
+from cpi_bench.harness_ext.testing import fixtures
 from cpi_bench.trainer.curation import (
     CURATIONS,
     CurationContext,
@@ -25,7 +25,7 @@ from cpi_bench.trainer.schema import (
     INSTRUCTION,
     RESPONSE,
     SCHEMAS,
-    CPITrainError,
+    CPIError,
     detect_schema,
     load_source,
     to_canonical,
@@ -37,7 +37,7 @@ from cpi_bench.trainer.train import main
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from cpi_bench.harness_ext.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
 
     return str(
         build_tiny_model(
@@ -125,10 +125,10 @@ def test_ultrachat_layout_with_prompt_and_messages_is_a_messages_dataset():
 
 
 def test_unknown_schema_and_missing_columns_are_one_line_errors():
-    with pytest.raises(CPITrainError, match="unknown dataset schema") as err:
+    with pytest.raises(CPIError, match="unknown dataset schema") as err:
         detect_schema(["foo", "bar"], "f.jsonl")
     assert "\n" not in str(err.value) and "alpaca (instruction, input, output)" in str(err.value)
-    with pytest.raises(CPITrainError, match=r"missing column\(s\) output \(alpaca\)"):
+    with pytest.raises(CPIError, match=r"missing column\(s\) output \(alpaca\)"):
         detect_schema(["instruction", "input"], "f.jsonl")
 
 
@@ -224,7 +224,7 @@ def ctx(**kw):
 def test_curation_table_and_parsing():
     assert set(CURATIONS) == {"context_only", "context_critical", "drop_overlap", "cf_augment"}
     assert parse_curations(" context_only, drop_overlap ") == ["context_only", "drop_overlap"]
-    with pytest.raises(CPITrainError, match="unknown --curation nope"):
+    with pytest.raises(CPIError, match="unknown --curation nope"):
         parse_curations("context_only,nope")
 
 
@@ -304,7 +304,7 @@ def test_squad_entity_substitution_builds_counterfactuals():
 
 def test_an_empty_curated_set_is_an_error(tmp_path):
     _, ds, _ = canonical(tmp_path, "messages")
-    with pytest.raises(CPITrainError, match="context_only left 0 of 4"):
+    with pytest.raises(CPIError, match="context_only left 0 of 4"):
         apply_curations(ds, ["context_only"], ctx())
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cpi_bench.trainer import fixtures
-from cpi_bench.trainer.manifest import MANIFEST_NAME
+from cpi_bench.harness_ext.testing import fixtures
+from cpi_bench.harness_ext.core.run_folder import MANIFEST_NAME
 from cpi_bench.trainer.templates import TEMPLATES
 from cpi_bench.trainer.train import main
 
@@ -52,7 +52,7 @@ FAST = [
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """arch -> folder of a tiny random model (built lazily, once per module)."""
-    from cpi_bench.harness_ext.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
 
     root = tmp_path_factory.mktemp("models")
     built: dict[str, str] = {}
@@ -88,7 +88,7 @@ def changed(base: dict, tuned: dict) -> set[str]:
 def test_checkpoints_manifest_and_chat_template(tmp_path, models, data, monkeypatch):
     """checkpoint-2/4 and the manifest exist, the manifest says "running" before the first
     checkpoint and "finished" after the last, checkpoints carry the training template."""
-    import cpi_bench.trainer.manifest as manifest_mod
+    import cpi_bench.harness_ext.core.run_folder as manifest_mod
 
     tiny, run = models("llama"), tmp_path / "run"
     writes = []
@@ -395,9 +395,9 @@ def test_eval_tasks_adds_the_harness_callback(tmp_path, models, data, monkeypatc
         def on_save(self, args, state, control, **kwargs):
             self.saves += 1
 
-    fake = types.ModuleType("cpi_bench.harness_ext.callback")
+    fake = types.ModuleType("cpi_bench.harness_ext.evaluation.callback")
     fake.CPIEvalCallback = FakeEvalCallback
-    monkeypatch.setitem(sys.modules, "cpi_bench.harness_ext.callback", fake)
+    monkeypatch.setitem(sys.modules, "cpi_bench.harness_ext.evaluation.callback", fake)
     run = tmp_path / "run"
     assert (
         main(
@@ -431,7 +431,9 @@ def test_eval_tasks_without_the_harness_module_is_a_clear_error(
 ):
     import sys
 
-    monkeypatch.setitem(sys.modules, "cpi_bench.harness_ext.callback", None)  # import fails
+    monkeypatch.setitem(
+        sys.modules, "cpi_bench.harness_ext.evaluation.callback", None
+    )  # import fails
     assert (
         main(
             [
@@ -447,4 +449,4 @@ def test_eval_tasks_without_the_harness_module_is_a_clear_error(
         )
         == 2
     )
-    assert "--eval_tasks needs cpi_bench.harness_ext.callback" in capsys.readouterr().err
+    assert "--eval_tasks needs cpi_bench.harness_ext.evaluation.callback" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from cpi_bench.trainer import fixtures
+from cpi_bench.harness_ext.testing import fixtures
 
 
 def free_port() -> int:
@@ -31,7 +31,7 @@ def test_two_cpu_processes_ddp_qk_gpt2(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from cpi_bench.harness_ext.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
 
     accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable))
     if accelerate is None:

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
+from cpi_bench.harness_ext.core.cli_args import positive_number
+from cpi_bench.harness_ext.core.errors import CPIError
+
 from .curation import CURATIONS, parse_curations
 from .finetune import FINETUNE_MODES
-from .schema import CPITrainError
 from .templates import TEMPLATES
 
 PAPER_SAVE_STEPS = 50  # the paper evaluated a checkpoint every 50 steps
@@ -32,7 +34,7 @@ def _accelerator_has_bf16() -> bool:
 class CPITrainConfig(SFTConfig):
     """SFTConfig plus what the inversion study needs: the finetuning mode, the template, the
     paper's curations and in-training evaluation. Validated in ``__post_init__``: a bad value
-    raises ``CPITrainError`` with one line naming the option and the fix."""
+    raises ``CPIError`` with one line naming the option and the fix."""
 
     # Paper defaults that differ from TRL's / transformers'.
     save_steps: float = field(
@@ -138,7 +140,7 @@ class CPITrainConfig(SFTConfig):
         default=None,
         metadata={
             "help": "Comma-separated lm-eval task names (e.g. cpi_capitals) to evaluate "
-            "during training via cpi_bench.harness_ext.callback.CPIEvalCallback. "
+            "during training via cpi_bench.harness_ext.evaluation.callback.CPIEvalCallback. "
             "Default: none (evaluate the checkpoints afterwards with cpi sweep)."
         },
     )
@@ -155,6 +157,15 @@ class CPITrainConfig(SFTConfig):
         },
     )
 
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace the run in --output_dir when it holds another run (other model, "
+            "data or settings): its checkpoint-N folders, eval/ results and manifest are "
+            "deleted first. Only a folder cpi train wrote (it has cpi_run.json) is touched."
+        },
+    )
+
     def __post_init__(self) -> None:
         self.validate()
         if self.bf16 is None and not self.fp16:
@@ -164,42 +175,58 @@ class CPITrainConfig(SFTConfig):
     def validate(self) -> None:
         """The checks that need no model or data; each error names the option and the fix."""
         if self.finetune not in FINETUNE_MODES:
-            raise CPITrainError(
+            raise CPIError(
                 f"--finetune {self.finetune!r} is not a mode; use one of "
                 f"{', '.join(FINETUNE_MODES)}"
             )
         if self.template != "auto" and self.template not in TEMPLATES:
-            raise CPITrainError(
+            raise CPIError(
                 f"--template {self.template!r} is unknown; use auto or one of "
                 f"{', '.join(TEMPLATES)}"
             )
         names = parse_curations(self.curation)
         if not 0.0 <= self.context_critical_drop < 1.0:
-            raise CPITrainError(
+            raise CPIError(
                 f"--context_critical_drop {self.context_critical_drop} is outside "
                 "[0, 1); give the fraction of examples to drop, e.g. 0.25"
             )
         if not 0.0 <= self.cf_augment_fraction < 1.0:
-            raise CPITrainError(
+            raise CPIError(
                 f"--cf_augment_fraction {self.cf_augment_fraction} is outside "
                 "[0, 1); give the share of counterfactuals, e.g. 0.1"
             )
         if self.context_critical_batch_size < 1:
-            raise CPITrainError("--context_critical_batch_size must be at least 1")
+            raise CPIError("--context_critical_batch_size must be at least 1")
         if "drop_overlap" in names and not (self.overlap_entities or self.overlap_file):
-            raise CPITrainError(
+            raise CPIError(
                 "--curation drop_overlap needs --overlap_entities 'A,B' or --overlap_file FILE"
             )
         if "cf_augment" in names and not self.cf_augment_source:
-            raise CPITrainError(
+            raise CPIError(
                 "--curation cf_augment needs --cf_augment_source FILE (cpi schema or SQuAD-style)"
             )
         if self.eval_limit is not None and self.eval_limit < 1:
-            raise CPITrainError("--eval_limit must be a positive number of examples (or unset)")
+            raise CPIError("--eval_limit must be a positive number of examples (or unset)")
         if self.eval_batch_size < 1:
-            raise CPITrainError("--eval_batch_size must be at least 1")
+            raise CPIError("--eval_batch_size must be at least 1")
         if self.save_steps is not None and self.save_steps <= 0:
-            raise CPITrainError("--save_steps must be positive (the paper used 50)")
+            raise CPIError("--save_steps must be positive (the paper used 50)")
+        self._validate_numbers()
+
+    def _validate_numbers(self) -> None:
+        """nan, zero or negative learning rates, batch sizes and lengths are input errors."""
+        positive_number(self.learning_rate, "--learning_rate")
+        positive_number(self.per_device_train_batch_size, "--per_device_train_batch_size")
+        positive_number(self.gradient_accumulation_steps, "--gradient_accumulation_steps")
+        positive_number(self.num_train_epochs, "--num_train_epochs")
+        positive_number(self.weight_decay, "--weight_decay", allow_zero=True)
+        if self.max_steps is not None and self.max_steps != -1 and self.max_steps <= 0:
+            raise CPIError(
+                f"--max_steps {self.max_steps} is invalid (give a positive number of steps, "
+                "or -1 to train for --num_train_epochs)"
+            )
+        if self.max_length is not None:
+            positive_number(self.max_length, "--max_length")
 
     @property
     def curation_names(self) -> list[str]:

@@ -41,7 +41,7 @@ from .schema import (
     SQUAD_ANSWERS,
     SQUAD_CONTEXT,
     SQUAD_QUESTION,
-    CPITrainError,
+    CPIError,
     canonical_dataset,
     detect_schema,
     squad_answer,
@@ -86,7 +86,7 @@ def context_critical(ds: Dataset, ctx: CurationContext) -> Dataset:
     """Drop ``floor(drop * n)`` of the n examples with a context: those whose response loss
     WITHOUT the context is lowest (ties broken by position)."""
     if ctx.scorer is None:
-        raise CPITrainError("context_critical needs a scorer (the base model); this is a bug")
+        raise CPIError("context_critical needs a scorer (the base model); this is a bug")
     contexts = ds[CONTEXT]
     with_ctx = [i for i, c in enumerate(contexts) if _has_context(c)]
     n_drop = math.floor(ctx.context_critical_drop * len(with_ctx) + 1e-9)
@@ -118,7 +118,7 @@ def drop_overlap(ds: Dataset, ctx: CurationContext) -> Dataset:
     """Drop the examples whose text (all turns, context and response) mentions an entity."""
     pattern = entity_pattern(ctx.entities)
     if pattern is None:
-        raise CPITrainError(
+        raise CPIError(
             "drop_overlap got no entities; pass --overlap_entities 'A,B' or --overlap_file FILE"
         )
     return ds.filter(lambda ex: pattern.search(_example_text(ex)) is None, desc="drop_overlap")
@@ -135,7 +135,7 @@ def cf_augment(ds: Dataset, ctx: CurationContext) -> Dataset:
     if want == 0:
         return ds.select(range(len(ds)))
     if not pool:
-        raise CPITrainError(
+        raise CPIError(
             "cf_augment found no counterfactual examples in --cf_augment_source; "
             "give a cpi-schema file or SQuAD-style rows whose answer occurs in "
             "the context"
@@ -179,7 +179,7 @@ def parse_curations(spec: str | None) -> list[str]:
     names = [n.strip() for n in (spec or "").split(",") if n.strip()]
     unknown = [n for n in names if n not in CURATIONS]
     if unknown:
-        raise CPITrainError(
+        raise CPIError(
             f"unknown --curation {', '.join(unknown)}; choose from "
             f"{', '.join(CURATIONS)} (comma-separated)"
         )
@@ -199,7 +199,7 @@ def apply_curations(
         logger.info("curation %s kept %d of %d examples", name, len(ds), total)
         if len(ds) == 0:
             hint = " (it has no input contexts)" if name == "context_only" else ""
-            raise CPITrainError(
+            raise CPIError(
                 f"curation {name} left 0 of {total} examples of {source}{hint}; drop it from "
                 "--curation or use a dataset it keeps examples of"
             )
@@ -229,7 +229,7 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
     if isinstance(data, dict):
         data = data.get("data") or data.get("rows") or list(data.values())
     if not isinstance(data, list):
-        raise CPITrainError(f"{path} holds no list of records; give a JSON list or JSON lines")
+        raise CPIError(f"{path} holds no list of records; give a JSON list or JSON lines")
     return data
 
 
@@ -241,7 +241,7 @@ def load_entities(entities: str | None, path: str | None) -> tuple[str, ...]:
     if path:
         p = Path(path)
         if not p.is_file():
-            raise CPITrainError(
+            raise CPIError(
                 f"--overlap_file {path} not found; pass an existing .txt, .json or .jsonl file"
             )
         if p.suffix == ".txt":
@@ -255,7 +255,7 @@ def load_entities(entities: str | None, path: str | None) -> tuple[str, ...]:
                 if rec.get(SQUAD_QUESTION):
                     found += _question_entities(str(rec[SQUAD_QUESTION]))
         else:
-            raise CPITrainError(
+            raise CPIError(
                 f"--overlap_file {path}: use a .txt (one entity per line), .json or .jsonl file"
             )
     return tuple(dict.fromkeys(found))
@@ -324,14 +324,14 @@ def load_counterfactuals(path: str | None, seed: int) -> list[dict[str, Any]]:
     """Canonical counterfactual rows from a cpi-schema file (used as they are) or a
     SQuAD-schema file (built by ``substitute_counterfactuals``)."""
     if not path:
-        raise CPITrainError(
+        raise CPIError(
             "cf_augment needs --cf_augment_source FILE (cpi schema: context, "
             "question, answer; or SQuAD: context, question, answers)"
         )
     from .schema import is_local_file, load_source
 
     if is_local_file(path) and not Path(path).is_file():
-        raise CPITrainError(
+        raise CPIError(
             f"--cf_augment_source {path} not found; pass an existing .jsonl/.json/.parquet file"
         )
     ds = load_source(path)

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import CPITrainError
+from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.run_folder import FINETUNE_MODES  # noqa: F401 (its owner)
 
-FINETUNE_MODES = ("full", "lora", "qk")
 SEPARATE_QK_SUFFIXES = ("q_proj", "k_proj")
 
 
@@ -64,7 +64,7 @@ FUSED_QKV: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
 
 
 def qk_targets(model: Any) -> list[QKTarget]:
-    """The tensors QK finetuning trains, or a CPITrainError naming the architecture."""
+    """The tensors QK finetuning trains, or a CPIError naming the architecture."""
     config = model.config
     model_type = getattr(config, "model_type", type(model).__name__)
     targets: list[QKTarget] = []
@@ -84,7 +84,7 @@ def qk_targets(model: Any) -> list[QKTarget]:
                     for n, p in module.named_parameters(recurse=False)
                 ]
     if not targets:
-        raise CPITrainError(
+        raise CPIError(
             f"--finetune qk: model type {model_type!r} has no separable query/key projections "
             "(supported: q_proj/k_proj models such as Llama and Mistral, GPT-NeoX/Pythia, "
             "GPT-2); use --finetune full or lora"

@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cpi_bench.harness_ext.core.errors import CPIError
+
 if TYPE_CHECKING:  # datasets is imported lazily so ``cpi train --help`` stays fast
     from datasets import Dataset
-
-
-class CPITrainError(ValueError):
-    """A bad ``cpi train`` input: the message is one line naming the problem and the fix."""
 
 
 # Canonical columns (the only names templates and curations use).
@@ -134,12 +132,12 @@ def detect_schema(
         missing = " or ".join(
             f"{', '.join(c for c in s.columns if c not in cols)} ({s.name})" for s in near
         )
-        raise CPITrainError(
+        raise CPIError(
             f"dataset {source} is missing column(s) {missing}; add or rename them "
             f"(columns found: {', '.join(sorted(cols))})"
         )
     known = "; ".join(f"{s.name} ({', '.join(s.columns)})" for s in candidates)
-    raise CPITrainError(
+    raise CPIError(
         f"unknown dataset schema for {source} (columns: {', '.join(sorted(cols)) or 'none'}); "
         f"give a file with the columns of one of: {known}"
     )
@@ -157,14 +155,14 @@ def load_source(name: str, split: str = "train", config_name: str | None = None)
     if is_local_file(name):
         path = Path(name)
         if not path.is_file():
-            raise CPITrainError(
+            raise CPIError(
                 f"dataset file {name} not found; pass an existing .jsonl/.json/.parquet file "
                 "or a hub id such as tatsu-lab/alpaca"
             )
         builder = LOCAL_SUFFIXES[path.suffix.lower()]
         return load_dataset(builder, data_files=str(path), split="train")
     if os.path.isdir(name):
-        raise CPITrainError(
+        raise CPIError(
             f"dataset {name} is a folder; pass one .jsonl/.json/.parquet file or a hub id"
         )
     hub = HUB_DATASETS.get(name)

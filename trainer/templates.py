@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cpi_bench.tasks.prompts import background_prompt
+
 from .schema import (
     ASSISTANT,
     CONTENT,
@@ -30,7 +32,7 @@ from .schema import (
     RESPONSE,
     ROLE,
     USER,
-    CPITrainError,
+    CPIError,
 )
 
 _BOS = "{% if bos_token %}{{ bos_token }}{% endif %}"
@@ -94,8 +96,8 @@ def _join(context: str, instruction: str) -> str:
 
 
 def _squad_prompt(context: str, instruction: str) -> str:
-    question = f"Question: {instruction}\nAnswer:"
-    return f"Background: {context}\n{question}" if context else question
+    """The cpi tasks' own layout (tasks/prompts.py), so training matches evaluation."""
+    return background_prompt(context, instruction)
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def get_template(name: str) -> Template:
     try:
         return TEMPLATES[name]
     except KeyError:
-        raise CPITrainError(
+        raise CPIError(
             f"unknown --template {name!r}; choose auto or one of {', '.join(TEMPLATES)}"
         ) from None
 

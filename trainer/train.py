@@ -19,14 +19,16 @@ OUTPUT_DIR/cpi_run.json, the manifest ``cpi sweep`` reads (base model = step 0).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .schema import MESSAGES, CPITrainError
+from cpi_bench.harness_ext.core import run_folder
+from cpi_bench.harness_ext.core.errors import CPIError
+
+from .schema import MESSAGES
 
 logger = logging.getLogger("cpi_bench.trainer")
 
@@ -49,14 +51,14 @@ def parse_args(argv: list[str] | None) -> tuple[Any, Any, Any]:
     parser = make_parser(description=__doc__)
     try:
         script_args, config, model_args = parser.parse_args_and_config(argv)
-    except CPITrainError:
+    except CPIError:
         raise
     except ValueError as err:  # TRL/transformers validation, unknown flags in a YAML file
         message = str(err).strip().splitlines()[0]
         if "not used by the HfArgumentParser" in message or "Unknown arguments" in message:
             unknown = message.split(":", 1)[1].strip()
             message = f"unknown option(s) {unknown}; see cpi train --help for the option names"
-        raise CPITrainError(message) from None
+        raise CPIError(message) from None
     check_args(script_args, config, model_args)
     return script_args, config, model_args
 
@@ -64,18 +66,18 @@ def parse_args(argv: list[str] | None) -> tuple[Any, Any, Any]:
 def check_args(script_args: Any, config: Any, model_args: Any) -> None:
     """Cross-option checks (the dataclasses validate their own fields)."""
     if not model_args.model_name_or_path:
-        raise CPITrainError(
+        raise CPIError(
             "--model_name_or_path is required (a hub id or a local model folder, "
             "e.g. one written by cpi tiny-model)"
         )
     if not script_args.dataset_name:
-        raise CPITrainError(
+        raise CPIError(
             "--dataset_name is required (tatsu-lab/alpaca, "
             "allenai/tulu-v2-sft-mixture, HuggingFaceH4/ultrachat_200k, "
             "rajpurkar/squad or a .jsonl/.json/.parquet file)"
         )
     if model_args.use_peft and config.finetune != "lora":
-        raise CPITrainError(
+        raise CPIError(
             f"--use_peft contradicts --finetune {config.finetune}; use --finetune lora for LoRA"
         )
     if config.finetune == "lora":
@@ -87,10 +89,10 @@ def check_args(script_args: Any, config: Any, model_args: Any) -> None:
 def eval_callback_class() -> type:
     """harness_ext's in-training evaluation callback, imported only when --eval_tasks is set."""
     try:
-        from cpi_bench.harness_ext.callback import CPIEvalCallback
+        from cpi_bench.harness_ext.evaluation.callback import CPIEvalCallback
     except ImportError as err:
-        raise CPITrainError(
-            f"--eval_tasks needs cpi_bench.harness_ext.callback ({err}); update "
+        raise CPIError(
+            f"--eval_tasks needs cpi_bench.harness_ext.evaluation.callback ({err}); update "
             "cpi-bench or drop --eval_tasks and evaluate with cpi sweep"
         ) from None
     return CPIEvalCallback
@@ -113,14 +115,14 @@ def prepare_data(script_args: Any, config: Any, model_args: Any) -> PreparedData
     raw = load_source(name, script_args.dataset_train_split, script_args.dataset_config)
     schema = detect_schema(raw.column_names, name)
     if len(raw) == 0:
-        raise CPITrainError(f"dataset {name} has no rows; give a file with examples")
+        raise CPIError(f"dataset {name} has no rows; give a file with examples")
     canonical, dropped = to_canonical(raw, schema)
     if dropped:
         logger.warning(
             "%d of %d rows of %s have no response and were skipped", dropped, len(raw), name
         )
     if len(canonical) == 0:
-        raise CPITrainError(
+        raise CPIError(
             f"no row of {name} has a response ({schema.name} schema); check the "
             "file's response column"
         )
@@ -190,17 +192,15 @@ def resolve_resume(config: Any) -> str | None:
     if not value or str(value).lower() in {"false", "none"}:
         return None
     if str(value).lower() in {"last", "latest", "true"}:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(config.output_dir) if os.path.isdir(config.output_dir) else None
+        last = run_folder.last_complete_checkpoint(config.output_dir)
         if last is None:
-            raise CPITrainError(
-                f"--resume_from_checkpoint {value}: no checkpoint-N in "
-                f"{config.output_dir}; start without it or give a checkpoint path"
+            raise CPIError(
+                f"--resume_from_checkpoint {value}: no complete checkpoint-N in "
+                f"{config.output_dir} (start without it or give a checkpoint path)"
             )
         return last
     if not Path(value).is_dir():
-        raise CPITrainError(
+        raise CPIError(
             f"--resume_from_checkpoint {value} is not a folder; give a "
             "checkpoint-N folder or 'last'"
         )
@@ -234,7 +234,6 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest contract of manifest.py, at the start of training."""
     from .finetune import trainable_parameter_count
-    from .manifest import RUNNING, library_versions
 
     lora = None
     if config.finetune == "lora":
@@ -246,24 +245,94 @@ def build_manifest(
             "target_modules": sorted(targets) if not isinstance(targets, str) else targets,
         }
     return {
-        "base_model": model_args.model_name_or_path,
-        "finetune": config.finetune,
-        "dataset": script_args.dataset_name,
+        **run_identity_from_args(script_args, config, model_args),
         "dataset_schema": data.schema,
         "template": data.template.name,
         "chat_template": data.template.chat_template,
         "curations": data.curations,
         "n_train_examples": n_trained(config, data, trainer),
-        "seed": config.seed,
-        "learning_rate": config.learning_rate,
         "max_steps": config.max_steps,
         "save_steps": config.save_steps,
         "lora": lora,
         "trainable_parameters": trainable_parameter_count(trainer.model),
-        "versions": library_versions(),
+        "versions": run_folder.library_versions(),
         "resumed_from": resumed_from,
-        "status": RUNNING,
+        "status": run_folder.RUNNING,
     }
+
+
+def run_identity_from_args(script_args: Any, config: Any, model_args: Any) -> dict[str, Any]:
+    """What makes two ``cpi train`` calls the same run (run_folder.IDENTITY_KEYS), from the
+    arguments alone: checked before any data or model work. Local paths are made absolute,
+    and local weights and data files are identified by their content."""
+    from cpi_bench.harness_ext.core.files import file_sha256, weights_fingerprint
+
+    base = run_folder.resolve_base(model_args.model_name_or_path, ".", from_cli=True)
+    dataset = script_args.dataset_name
+    data_path = Path(dataset).expanduser()
+    lora = None
+    if config.finetune == "lora":
+        targets = model_args.lora_target_modules
+        lora = {
+            "r": model_args.lora_r,
+            "alpha": model_args.lora_alpha,
+            "target_modules": sorted(targets) if isinstance(targets, list) else targets,
+        }
+    return {
+        "base_model": base,
+        "base_fingerprint": weights_fingerprint(base) if Path(base).exists() else None,
+        "finetune": config.finetune,
+        "dataset": str(data_path.resolve()) if data_path.is_file() else dataset,
+        "dataset_fingerprint": file_sha256(data_path) if data_path.is_file() else None,
+        "template_option": config.template,
+        "curations_asked": {
+            "names": config.curation_names,
+            "context_critical_drop": config.context_critical_drop,
+            "cf_augment_fraction": config.cf_augment_fraction,
+        },
+        "seed": config.seed,
+        "learning_rate": config.learning_rate,
+        "lora_options": lora,
+    }
+
+
+_RUN_OUTPUTS = ("eval", "inversion.json", "inversion.md", "inversion.csv", "inversion.png")
+
+
+def claim_output_dir(config: Any, identity: dict[str, Any], resuming: bool) -> None:
+    """Refuse to mix two runs in one --output_dir, or to write into a folder of someone
+    else's files; --overwrite_output_dir replaces an earlier cpi run (only its own files)."""
+    import shutil
+
+    from cpi_bench.harness_ext.core.files import OWNER_MARKER, check_writable
+
+    out = Path(config.output_dir)
+    check_writable(out, "--output_dir")
+    entries = [e for e in out.iterdir() if not e.name.startswith(".cpi")]
+    if not entries:
+        return
+    if not run_folder.manifest_path(out).is_file():
+        if resuming and all(run_folder.is_checkpoint_name(e.name) for e in entries):
+            return  # a run killed before its manifest was copied along: checkpoints only
+        raise CPIError(
+            f"--output_dir {out} holds files that cpi train did not write "
+            "(choose a new or empty folder; cpi never overwrites files it did not create)"
+        )
+    old = run_folder.read_manifest(out)
+    mismatch = run_folder.identity_mismatch(old, identity)
+    if mismatch is None:
+        return
+    if not config.overwrite_output_dir:
+        raise CPIError(
+            f"--output_dir {out} holds another run ({mismatch}); resume that run with its "
+            "own settings and --resume_from_checkpoint last, choose a new --output_dir, or "
+            "pass --overwrite_output_dir to replace it"
+        )
+    for entry in entries:
+        if run_folder.is_checkpoint_name(entry.name) or entry.name in _RUN_OUTPUTS:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    run_folder.manifest_path(out).unlink(missing_ok=True)
+    logger.info("--overwrite_output_dir: removed the earlier run in %s (%s)", out, OWNER_MARKER)
 
 
 def build_trainer(config: Any, model_args: Any, data: PreparedData) -> Any:
@@ -279,7 +348,7 @@ def build_trainer(config: Any, model_args: Any, data: PreparedData) -> Any:
     if config.finetune == "qk":
         targets, callbacks = apply_qk(model)
         if any(t.frozen is not None for t in targets) and (config.fsdp or config.deepspeed):
-            raise CPITrainError(
+            raise CPIError(
                 f"--finetune qk on {model.config.model_type}'s fused q/k/v "
                 "matrix cannot run under FSDP/DeepSpeed (sharded tensors); use "
                 "DDP or --finetune full/lora"
@@ -312,7 +381,6 @@ def run(script_args: Any, config: Any, model_args: Any) -> int:
     from accelerate import PartialState
 
     from .finetune import check_qk_supported
-    from .manifest import FINISHED, write_manifest
 
     torch.set_flush_denormal(True)  # CPU: denormals made training 4x slower in measurements
     state = PartialState()
@@ -323,6 +391,11 @@ def run(script_args: Any, config: Any, model_args: Any) -> int:
             model_args.model_name_or_path, model_args.model_revision, config.trust_remote_code
         )
     resumed_from = resolve_resume(config)
+    if state.is_main_process:
+        identity = run_identity_from_args(script_args, config, model_args)
+        claim_output_dir(config, identity, resuming=resumed_from is not None)
+    if config.eval_task_names:
+        validate_eval_tasks(config)
     with state.main_process_first():
         data = prepare_data(script_args, config, model_args)
     trainer = build_trainer(config, model_args, data)
@@ -338,9 +411,9 @@ def run(script_args: Any, config: Any, model_args: Any) -> int:
 
     manifest = build_manifest(script_args, config, model_args, data, trainer, resumed_from)
     if state.is_main_process:
-        write_manifest(config.output_dir, manifest)
+        run_folder.write_manifest(config.output_dir, manifest)
     cpu_start = time.process_time()
-    result = trainer.train(resume_from_checkpoint=resumed_from)
+    result = train_or_mark_failed(trainer, resumed_from, manifest, config.output_dir, state)
     metrics = dict(result.metrics)
     metrics["train_cpu_seconds"] = time.process_time() - cpu_start  # all threads of this process
     if trainer.state.num_input_tokens_seen and metrics.get("train_runtime"):
@@ -350,15 +423,37 @@ def run(script_args: Any, config: Any, model_args: Any) -> int:
         )
     if state.is_main_process:
         manifest.update(
-            status=FINISHED,
+            status=run_folder.FINISHED,
             max_steps=trainer.state.max_steps,
             global_step=trainer.state.global_step,
             train_metrics=metrics,
         )
-        write_manifest(config.output_dir, manifest)
+        run_folder.write_manifest(config.output_dir, manifest)
     if hasattr(trainer, "end"):  # transformers >= 5.18: close trackers and the process group
         trainer.end()
     return 0
+
+
+def train_or_mark_failed(
+    trainer: Any, resumed_from: str | None, manifest: dict[str, Any], output_dir: str, state: Any
+) -> Any:
+    """``trainer.train``; if it raises (or is interrupted), the manifest says "failed" and
+    why, never "running", before the exception goes on."""
+    try:
+        return trainer.train(resume_from_checkpoint=resumed_from)
+    except BaseException as exc:
+        if state.is_main_process:
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+            manifest.update(status=run_folder.FAILED, failure=reason.strip())
+            run_folder.write_manifest(output_dir, manifest)
+        raise
+
+
+def validate_eval_tasks(config: Any) -> None:
+    """Build --eval_tasks once before step 0, so a typo fails now, not at the first save."""
+    from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator
+
+    CheckpointEvaluator(tasks=config.eval_task_names, limit=config.eval_limit).load_tasks()
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -387,16 +482,18 @@ def setup_logging() -> None:
         root.setLevel(logging.INFO)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``cpi train`` (argv excludes "train"): 0 on success, 2 on bad input."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _train(argv: list[str]) -> int:
     setup_logging()
-    try:
-        script_args, config, model_args = parse_args(argv)
-        return run(script_args, config, model_args)
-    except CPITrainError as err:
-        print(f"cpi train: error: {err}", file=sys.stderr)
-        return 2
+    script_args, config, model_args = parse_args(argv)
+    return run(script_args, config, model_args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``cpi train`` (argv excludes "train"): 0 on success, 2 on bad input
+    (one line on stderr, no traceback)."""
+    from cpi_bench.harness_ext.core.errors import run_entry
+
+    return run_entry("train", _train, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":  # accelerate launch -m cpi_bench.trainer.train ...

@@ -1,9 +1,10 @@
-"""lm-eval ``!function`` target of ``cpisynth_id`` (the shared logic is in ``../common.py``)."""
+"""lm-eval ``!function`` target of ``cpisynth_id`` (scoring lives in ``../scoring.py``)."""
 
 from __future__ import annotations
 
-from cpi_bench.tasks import common
+from cpi_bench.tasks import scoring
+from cpi_bench.tasks.prompts import CF_ANSWER
 
 
 def process_answer(doc: dict, results: list[str]) -> dict[str, int]:
-    return common.score_answer(results[0], doc[common.CF_ANSWER])
+    return scoring.score_answer(results[0], doc[CF_ANSWER])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from cpi_bench.harness_ext.world import RELATIONS, World, config_hash
+from cpi_bench.demo.world import RELATIONS, World, config_hash
 
 DONE_MARKER = "pretrain.json"
 
@@ -101,7 +101,7 @@ def pretrain_base_model(
         TrainingArguments,
     )
 
-    from cpi_bench.harness_ext.tiny_model import tiny_config, train_tokenizer
+    from cpi_bench.harness_ext.testing.tiny_model import tiny_config, train_tokenizer
 
     out = cache_root / f"base-{config_hash(world.cfg, cfg)}"
     marker = out / DONE_MARKER

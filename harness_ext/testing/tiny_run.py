@@ -9,11 +9,12 @@ an answer). No training happens: building a run takes seconds on a CPU.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from cpi_bench.harness_ext.constants import CHECKPOINT_PREFIX, RUN_MANIFEST
+from cpi_bench.harness_ext.core import run_folder
+from cpi_bench.harness_ext.core.constants import CHECKPOINT_PREFIX
+from cpi_bench.harness_ext.core.run_folder import FINISHED
 
 LORA_TARGETS = ["q_proj", "v_proj"]
 
@@ -32,11 +33,9 @@ def write_manifest(
         "seed": seed,
         "lora": lora,
         "versions": {},
-        "status": "completed",
+        "status": FINISHED,
     }
-    path = Path(run_dir) / RUN_MANIFEST
-    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return path
+    return run_folder.write_manifest(run_dir, manifest)
 
 
 def build_tiny_run(
@@ -64,7 +63,7 @@ def build_tiny_run(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cpi_bench.harness_ext.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

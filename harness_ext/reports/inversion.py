@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.constants import (
+from cpi_bench.harness_ext.core.constants import (
     ATTENTION_COLUMN,
     ATTENTION_KEY,
     CF_ACC,
@@ -30,9 +30,11 @@ from cpi_bench.harness_ext.constants import (
     SCHEMA_VERSION,
     SETTINGS_KEY,
     SUMMARY_KEYS,
-    CPIInputError,
 )
-from cpi_bench.harness_ext.results import (
+from cpi_bench.harness_ext.core.errors import (
+    CPIError,
+)
+from cpi_bench.harness_ext.reports.results import (
     cpi_block,
     cpi_task_metrics,
     id_task_score,
@@ -160,22 +162,26 @@ def build_inversion(
 
 def load_inversion(path: Path) -> dict[str, Any]:
     """Read ``inversion.json`` (a file, or a run folder holding one) with clear errors."""
-    from cpi_bench.harness_ext.constants import INVERSION_JSON
-    from cpi_bench.harness_ext.results import read_json
+    from cpi_bench.harness_ext.core.constants import (
+        INVERSION_JSON,
+    )
+    from cpi_bench.harness_ext.core.files import (
+        read_json,
+    )
 
     path = Path(path)
     if path.is_dir():
         path = path / INVERSION_JSON
         if not path.is_file():
-            raise CPIInputError(
+            raise CPIError(
                 f"{path}: not found; run 'cpi sweep {path.parent}' first to evaluate the run"
             )
     data = read_json(path, "inversion.json")
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-        raise CPIInputError(f"{path}: no 'rows' list; is it an inversion.json from 'cpi sweep'?")
+        raise CPIError(f"{path}: no 'rows' list; is it an inversion.json from 'cpi sweep'?")
     for n, row in enumerate(data["rows"]):
         if not isinstance(row, dict) or not isinstance(row.get("step"), int):
-            raise CPIInputError(f"{path}: rows[{n}] has no integer 'step'; rerun 'cpi sweep'")
+            raise CPIError(f"{path}: rows[{n}] has no integer 'step'; rerun 'cpi sweep'")
     if not isinstance(data.get("summary"), dict):
         data["summary"] = summarize(data["rows"])
     return data

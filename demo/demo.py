@@ -29,7 +29,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cpi_bench.harness_ext.constants import INVERSION_JSON
+from cpi_bench.harness_ext.core.cli_args import ArgumentParser
+from cpi_bench.harness_ext.core.constants import (
+    INVERSION_JSON,
+)
 
 VARIANTS: dict[str, list[str]] = {
     # name: extra `cpi train` arguments
@@ -126,7 +129,7 @@ def run_variant(
     name: str, base: Path, world_paths: dict[str, Path], out: Path, sched: Schedule, seed: int
 ) -> dict:
     """``cpi train`` then ``cpi sweep`` for one variant; return its inversion.json."""
-    from cpi_bench.harness_ext import sweep
+    from cpi_bench.harness_ext.evaluation import sweep
     from cpi_bench.trainer import train
 
     run_dir = out / name
@@ -228,8 +231,8 @@ def run_demo(
 ) -> tuple[dict[str, dict], dict]:
     """World, base model, then ``cpi train`` + ``cpi sweep`` per variant; return the
     variants' inversion.json contents and the run's description."""
-    from cpi_bench.harness_ext.base_model import pretrain_base_model
-    from cpi_bench.harness_ext.world import World
+    from cpi_bench.demo.base_model import pretrain_base_model
+    from cpi_bench.demo.world import World
 
     world = World(world_cfg)
     paths = world.write(out / "world")
@@ -245,10 +248,10 @@ def run_demo(
 def main(argv: list[str]) -> int:
     import torch
 
-    from cpi_bench.harness_ext.base_model import PretrainConfig
-    from cpi_bench.harness_ext.world import WorldConfig
+    from cpi_bench.demo.base_model import PretrainConfig
+    from cpi_bench.demo.world import WorldConfig
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="cpi demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", default="cpi-demo", help="output folder (default: cpi-demo)")

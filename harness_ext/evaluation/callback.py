@@ -19,8 +19,13 @@ from pathlib import Path
 
 import transformers
 
-from cpi_bench.harness_ext.constants import EVAL_DIR, eval_file_name
-from cpi_bench.harness_ext.results import atomic_write_json
+from cpi_bench.harness_ext.core.constants import (
+    EVAL_DIR,
+    eval_file_name,
+)
+from cpi_bench.harness_ext.core.files import (
+    atomic_write_json,
+)
 
 log = logging.getLogger("cpi_bench.callback")
 
@@ -45,7 +50,7 @@ class CPIEvalCallback(transformers.TrainerCallback):
         output_dir: str | None = None,
         apply_chat_template: bool | str = False,
     ) -> None:
-        from cpi_bench.harness_ext.evaluator import CheckpointEvaluator
+        from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator
 
         if isinstance(tasks, str):
             tasks = [t.strip() for t in tasks.split(",") if t.strip()]
@@ -60,6 +65,23 @@ class CPIEvalCallback(transformers.TrainerCallback):
             apply_chat_template=apply_chat_template,
         )
         self.written: list[Path] = []
+
+    def _provenance(self, out_dir: Path, checkpoint: Path) -> dict:
+        """The block ``cpi sweep`` would record for this checkpoint, so it can reuse the file:
+        fingerprints of the checkpoint just saved (and, for adapters, of the base)."""
+        from cpi_bench.harness_ext.core.constants import ADAPTER_CONFIG
+        from cpi_bench.harness_ext.core.run_folder import manifest_path, read_manifest
+        from cpi_bench.harness_ext.evaluation.provenance import (
+            model_provenance,
+            provenance_block,
+            task_provenance,
+        )
+
+        kind = "adapter" if (checkpoint / ADAPTER_CONFIG).is_file() else "full"
+        base = read_manifest(out_dir)["base_model"] if manifest_path(out_dir).is_file() else ""
+        model = model_provenance(kind, str(checkpoint), base)
+        tasks = task_provenance(self.evaluator.load_tasks())
+        return provenance_block(model, tasks, self.evaluator.settings)
 
     def on_save(self, args, state, control, **kwargs):
         """Evaluate ``kwargs["model"]`` at ``state.global_step`` and write its results file."""
@@ -77,13 +99,15 @@ class CPIEvalCallback(transformers.TrainerCallback):
         tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wraps one
         step = int(state.global_step)
         out_dir = Path(self.output_dir or args.output_dir)
+        checkpoint = (out_dir / f"checkpoint-{step}").resolve()
         results = self.evaluator.evaluate(
             model,
             tokenizer,
             step=step,
             label=f"checkpoint-{step}",
             source="callback",
-            model_path=str((out_dir / f"checkpoint-{step}").resolve()),
+            model_path=str(checkpoint),
+            provenance=self._provenance(out_dir, checkpoint),
         )
         path = out_dir / EVAL_DIR / eval_file_name(step)
         atomic_write_json(path, results)

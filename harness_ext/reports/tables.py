@@ -10,36 +10,40 @@ exactly what the evaluation wrote. Markdown and LaTeX show percentages (one deci
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.constants import (
+from cpi_bench.harness_ext.core.cli_args import ArgumentParser
+from cpi_bench.harness_ext.core.constants import (
     ATTENTION_COLUMN,
     CF_ACC,
     CF_PREF,
-    EXIT_OK,
-    EXIT_USAGE,
     ID_ACC,
     INVERSION_CSV,
     INVERSION_JSON,
     INVERSION_MD,
     INVERSION_PNG,
     PARAM_ACC,
-    CPIInputError,
 )
-from cpi_bench.harness_ext.results import (
+from cpi_bench.harness_ext.core.errors import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CPIError,
+)
+from cpi_bench.harness_ext.core.files import (
     atomic_write_bytes,
     atomic_write_text,
-    cpi_task_metrics,
     dump_json,
+    read_json,
+)
+from cpi_bench.harness_ext.reports.results import (
+    cpi_task_metrics,
     is_lm_eval_results,
     mean_with_stderr,
     model_label,
-    read_json,
 )
 
 FORMATS = ("md", "csv", "latex", "json")
@@ -116,7 +120,7 @@ def render_grid(headers: list[str], rows: list[list[str]], fmt: str, numeric_fro
         lines += [" & ".join(latex_escape(c) for c in r) + r" \\" for r in rows]
         lines += ["\\hline", "\\end{tabular}"]
         return "\n".join(lines) + "\n"
-    raise CPIInputError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    raise CPIError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
 # ----------------------------------------------------------------------------- inversion tables
@@ -332,7 +336,7 @@ def write_run_reports(run_dir: Path, data: dict[str, Any]) -> list[Path]:
 
 
 def main_table(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="cpi table",
         description="Re-render the inversion table of a swept run from RUN_DIR/inversion.json "
         "(no model is loaded).",
@@ -352,15 +356,15 @@ def main_table(argv: list[str]) -> int:
         help="also draw the inversion plot (Figure 2 style) to this PNG file",
     )
     args = parser.parse_args(argv)
-    from cpi_bench.harness_ext.inversion import load_inversion
+    from cpi_bench.harness_ext.reports.inversion import load_inversion
 
     try:
         data = load_inversion(Path(args.run))
         text = inversion_table(data, args.format)
         if args.plot:
             atomic_write_bytes(Path(args.plot), inversion_png(data))
-    except CPIInputError as err:
-        print(f"cpi table: {err}", file=sys.stderr)
+    except CPIError as err:
+        print(f"cpi table: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     if args.output:
         atomic_write_text(Path(args.output), text)
@@ -389,7 +393,7 @@ def _entry_from_results(data: dict[str, Any], path: Path) -> dict[str, Any]:
 def _entry_from_inversion(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
     rows = [r for r in data["rows"] if r.get(CF_ACC) is not None] or data["rows"]
     if not rows:
-        raise CPIInputError(f"{path}: inversion.json has no rows; rerun 'cpi sweep'")
+        raise CPIError(f"{path}: inversion.json has no rows; rerun 'cpi sweep'")
     rows = sorted(rows, key=lambda r: r["step"])
     if which == "peak":
         row = max(rows, key=lambda r: (r.get(CF_ACC) or 0.0, -r["step"]))
@@ -398,7 +402,7 @@ def _entry_from_inversion(data: dict[str, Any], path: Path, which: str) -> dict[
     else:
         matches = [r for r in rows if str(r["step"]) == which]
         if not matches:
-            raise CPIInputError(
+            raise CPIError(
                 f"{path}: no row for step {which}; steps: {', '.join(str(r['step']) for r in rows)}"
             )
         row = matches[0]
@@ -414,7 +418,7 @@ def collect_entries(paths: list[str], run_step: str = "final") -> list[dict[str,
     inversion.json, row ``run_step``), or an lm-eval ``--output_path`` folder (the newest
     results file of each model inside).
     """
-    from cpi_bench.harness_ext.inversion import load_inversion
+    from cpi_bench.harness_ext.reports.inversion import load_inversion
 
     entries: list[dict[str, Any]] = []
     for raw in paths:
@@ -426,7 +430,7 @@ def collect_entries(paths: list[str], run_step: str = "final") -> list[dict[str,
                 continue
             files = _results_files_in(path)
             if not files:
-                raise CPIInputError(
+                raise CPIError(
                     f"{path}: neither a swept run folder (no {INVERSION_JSON}) nor an lm-eval "
                     "output folder (no results*.json inside)"
                 )
@@ -439,7 +443,7 @@ def collect_entries(paths: list[str], run_step: str = "final") -> list[dict[str,
         elif is_lm_eval_results(data):
             entries.append(_entry_from_results(data, path))
         else:
-            raise CPIInputError(
+            raise CPIError(
                 f"{path}: neither an lm-eval results JSON (no 'results') nor an inversion.json "
                 "(no 'rows')"
             )
@@ -512,7 +516,7 @@ def compare_table(entries: list[dict[str, Any]], fmt: str, sort_by: str = CF_ACC
 
 
 def main_compare(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="cpi compare",
         description="Leaderboard across models or runs: counterfactual (cf) and parametric "
         "accuracy (%) per cpi task and their mean, one row per model, best cf first.",
@@ -541,8 +545,8 @@ def main_compare(argv: list[str]) -> int:
     try:
         entries = collect_entries(args.paths, run_step=args.run_step)
         text = compare_table(entries, args.format, sort_by=args.sort_by)
-    except CPIInputError as err:
-        print(f"cpi compare: {err}", file=sys.stderr)
+    except CPIError as err:
+        print(f"cpi compare: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     for e in entries:
         if not e["tasks"]:

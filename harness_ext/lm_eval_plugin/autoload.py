@@ -121,4 +121,4 @@ def site_packages_pth() -> Path:
     return Path(sysconfig.get_paths()["purelib"]) / "cpi_bench.pth"
 
 
-PTH_LINE = "import cpi_bench.harness_ext.autoload as _cpi; _cpi.install()\n"
+PTH_LINE = "import cpi_bench.harness_ext.lm_eval_plugin.autoload as _cpi; _cpi.install()\n"

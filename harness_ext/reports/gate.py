@@ -19,14 +19,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.constants import (
+from cpi_bench.harness_ext.core.cli_args import ArgumentParser
+from cpi_bench.harness_ext.core.constants import (
     CF_ACC,
+)
+from cpi_bench.harness_ext.core.errors import (
     EXIT_FAIL,
     EXIT_OK,
     EXIT_USAGE,
-    CPIInputError,
+    CPIError,
 )
-from cpi_bench.harness_ext.results import (
+from cpi_bench.harness_ext.reports.results import (
     load_lm_eval_results,
     mean_with_stderr,
     model_label,
@@ -41,15 +44,15 @@ def _resolve(path: Path, role: str) -> Path:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.json") if p.name.startswith("results"))
         if len(files) == 0:
-            raise CPIInputError(f"--{role} {path}: folder holds no results*.json from lm_eval")
+            raise CPIError(f"--{role} {path}: folder holds no results*.json from lm_eval")
         parents = {f.parent for f in files}
         if len(parents) > 1:
-            raise CPIInputError(
+            raise CPIError(
                 f"--{role} {path}: results of {len(parents)} models inside; pass one file"
             )
         return files[-1]
     if not path.exists():
-        raise CPIInputError(f"--{role} {path}: no such file")
+        raise CPIError(f"--{role} {path}: no such file")
     return path
 
 
@@ -67,19 +70,19 @@ def gate(
 ) -> dict[str, Any]:
     """Compare two results dicts; the report says pass/fail and the per-task changes.
 
-    Raises :class:`CPIInputError` when the baseline has no task with ``metric`` or the
+    Raises :class:`CPIError` when the baseline has no task with ``metric`` or the
     candidate lacks one of the baseline's tasks (an incomplete evaluation must not pass).
     """
     base = metric_by_task(baseline, metric)
     cand = metric_by_task(candidate, metric)
     if not base:
-        raise CPIInputError(
+        raise CPIError(
             f"the baseline reports no task with metric '{metric}'; evaluate cpi tasks "
             "(e.g. --tasks cpi) or choose --metric from its metrics"
         )
     missing = sorted(set(base) - set(cand))
     if missing:
-        raise CPIInputError(
+        raise CPIError(
             f"the candidate lacks {metric} for task(s) {', '.join(missing)} that the baseline "
             "has; evaluate both models on the same tasks"
         )
@@ -141,7 +144,7 @@ def render(report: dict[str, Any], base_name: str, cand_name: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="cpi gate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
@@ -187,8 +190,8 @@ def main(argv: list[str]) -> int:
         baseline = load_lm_eval_results(base_path)
         candidate = load_lm_eval_results(cand_path)
         report = gate(baseline, candidate, args.metric, args.max_drop)
-    except CPIInputError as err:
-        print(f"cpi gate: {err}", file=sys.stderr)
+    except CPIError as err:
+        print(f"cpi gate: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     nb, nc = _sample_counts(baseline), _sample_counts(candidate)
     for row in report["tasks"]:
@@ -203,7 +206,9 @@ def main(argv: list[str]) -> int:
         render(report, model_label(baseline, base_path), model_label(candidate, cand_path))
     )
     if args.json_out:
-        from cpi_bench.harness_ext.results import atomic_write_json
+        from cpi_bench.harness_ext.core.files import (
+            atomic_write_json,
+        )
 
         atomic_write_json(Path(args.json_out), report)
     return EXIT_OK if report["passed"] else EXIT_FAIL

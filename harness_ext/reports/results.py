@@ -1,4 +1,4 @@
-"""Reading lm-eval results JSON and writing files atomically.
+"""Reading lm-eval results JSON: metrics per task, means with stderrs, ID scores.
 
 Shared by the reports (``table``, ``compare``, ``gate``) and the evaluator. Nothing here
 imports torch or lm-eval, so reports stay fast and run where no model fits.
@@ -6,109 +6,23 @@ imports torch or lm-eval, so reports stay fast and run where no model fits.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.constants import (
+from cpi_bench.harness_ext.core.constants import (
     CF_ACC,
     CPI_KEY,
     DEFAULT_FILTER,
     ID_METRIC_PREFERENCE,
     PARAM_ACC,
-    TMP_SUFFIX,
-    CPIInputError,
 )
+from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.files import read_json
 
 # Keys of an lm-eval results entry that are not metrics.
 _NON_METRIC_KEYS = {"name", "alias", "sample_len", "sample_count", " "}
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def _json_default(obj: Any) -> Any:
-    """numpy scalars, sets, anything else as text (what lm-eval's own writer does)."""
-    try:
-        import numpy as np
-
-        if isinstance(obj, np.bool_):
-            return bool(obj)
-        if isinstance(obj, np.integer):
-            return int(obj)
-        if isinstance(obj, np.floating):
-            return float(obj)
-    except ImportError:  # pragma: no cover - numpy ships with every install
-        pass
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    return str(obj)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part.
-
-    The text goes to a hidden temporary file in the same folder, is fsync'ed, then renamed
-    over ``path`` (``os.replace`` is atomic on POSIX and Windows). A process killed at any
-    moment (``kill -9`` included) leaves at most a stray ``.<name>.<pid>.tmp``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Binary twin of :func:`atomic_write_text` (for the PNG)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def dump_json(obj: Any) -> str:
-    """Stable, readable JSON (indent 2, keys in insertion order, UTF-8 kept)."""
-    return json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, dump_json(obj))
-
-
-def remove_stale_tmp(folder: Path) -> None:
-    """Delete temporary files left by a killed writer (only ours: ``.*.tmp``)."""
-    if folder.is_dir():
-        for tmp in folder.glob(f".*{TMP_SUFFIX}"):
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-
-
-def read_json(path: Path, what: str = "JSON file") -> Any:
-    """Parse ``path`` or raise :class:`CPIInputError` with a one-line reason."""
-    path = Path(path)
-    if not path.is_file():
-        raise CPIInputError(f"{path}: no such {what}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise CPIInputError(
-            f"{path}: not valid JSON ({err.msg} at line {err.lineno}); is it a {what}?"
-        ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise CPIInputError(f"{path}: cannot read ({err})") from None
 
 
 # ----------------------------------------------------------------------------- lm-eval results
@@ -123,7 +37,7 @@ def load_lm_eval_results(path: Path) -> dict[str, Any]:
     """Read an lm-eval results JSON (``lm_eval --output_path`` or ``eval/step-N.json``)."""
     data = read_json(path, "lm-eval results JSON")
     if not is_lm_eval_results(data):
-        raise CPIInputError(
+        raise CPIError(
             f"{path}: no 'results' object; pass a file written by 'lm_eval --output_path' "
             "(results_<date>.json) or by 'cpi sweep' (RUN_DIR/eval/step-N.json)"
         )
@@ -214,7 +128,7 @@ def id_task_score(
     """(task, metric key, value, stderr) for one ``--id_tasks`` entry of a results JSON.
 
     The metric is the one named in ``spec`` or the first of
-    :data:`~cpi_bench.harness_ext.constants.ID_METRIC_PREFERENCE` the task reports.
+    :data:`~cpi_bench.harness_ext.core.constants.ID_METRIC_PREFERENCE` the task reports.
     Groups (``mmlu``) count as one task with their aggregated value.
     """
     task, wanted = parse_id_task(spec)

@@ -18,6 +18,8 @@ import itertools
 import random
 from pathlib import Path
 
+from cpi_bench.harness_ext.core.cli_args import ArgumentParser
+
 ARCHS = ("llama", "mistral", "gpt_neox", "gpt2")
 
 SPECIAL = {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "unk": "<unk>"}
@@ -152,7 +154,7 @@ def build_tiny_model(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="cpi tiny-model",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cpi_bench.harness_ext.constants import ATTENTION_COLUMN
+from cpi_bench.harness_ext.core.constants import (
+    ATTENTION_COLUMN,
+)
 
 
 def _set_attn(model, impl: str) -> str | None:

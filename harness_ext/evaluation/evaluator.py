@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.constants import (
+from cpi_bench.harness_ext.core.constants import (
     ATTENTION_KEY,
     CPI_KEY,
     DEFAULT_TASKS,
@@ -32,8 +32,11 @@ from cpi_bench.harness_ext.constants import (
     SCHEMA_VERSION,
     SETTINGS_KEY,
     TORCH_SEED,
-    CPIInputError,
 )
+from cpi_bench.harness_ext.core.errors import (
+    CPIError,
+)
+from cpi_bench.harness_ext.evaluation.provenance import PROVENANCE_KEY
 
 log = logging.getLogger("cpi_bench.evaluator")
 
@@ -71,7 +74,7 @@ def parse_model_args(text: str | None) -> dict[str, Any]:
     try:
         return dict(simple_parse_args_string(text))
     except Exception as err:
-        raise CPIInputError(f"--model_args {text!r} is not 'key=value,key=value' ({err})") from None
+        raise CPIError(f"--model_args {text!r} is not 'key=value,key=value' ({err})") from None
 
 
 def split_model_args(model_args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -88,7 +91,7 @@ def split_model_args(model_args: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     wrap: dict[str, Any] = {}
     for key, value in model_args.items():
         if key in {"pretrained", "peft", "tokenizer"}:
-            raise CPIInputError(
+            raise CPIError(
                 f"--model_args {key}=... is set by the sweep from the run folder; remove it"
             )
         if key in hflm_params and key not in _HFLM_LOAD_ONLY:
@@ -178,7 +181,7 @@ class CheckpointEvaluator:
         self.tasks = [t for t in tasks if t]
         self.id_tasks = [t for t in id_tasks if t]
         if not self.tasks:
-            raise CPIInputError("--tasks is empty; name at least one task (default: cpi)")
+            raise CPIError("--tasks is empty; name at least one task (default: cpi)")
         self.limit = limit
         self.batch_size = batch_size
         self.apply_chat_template = apply_chat_template
@@ -207,7 +210,7 @@ class CheckpointEvaluator:
     def _task_manager(self, include_defaults: bool):
         from lm_eval.tasks import TaskManager
 
-        from cpi_bench.harness_ext.autoload import tasks_dir
+        from cpi_bench.harness_ext.lm_eval_plugin.autoload import tasks_dir
 
         paths = [*self.include_path, str(tasks_dir())]
         return TaskManager(
@@ -247,16 +250,16 @@ class CheckpointEvaluator:
             manager = self._task_manager(include_defaults=True)
             resolved, unknown = self._resolve(names, list(manager.all_tasks))
         if unknown:
-            raise CPIInputError(
+            raise CPIError(
                 f"unknown lm-eval task(s): {', '.join(unknown)}; list the names with "
                 "'lm_eval ls tasks' (cpi tasks: cpi, cpi_<family>[_instructed|_choice])"
             )
         try:
             loaded = manager.load(resolved)
-        except CPIInputError:
+        except CPIError:
             raise
         except Exception as err:
-            raise CPIInputError(
+            raise CPIError(
                 f"could not build tasks {', '.join(resolved)}: {type(err).__name__}: {err}"
             ) from None
         for task in loaded["tasks"].values():
@@ -284,6 +287,7 @@ class CheckpointEvaluator:
         source: str = "sweep",
         model_path: str | None = None,
         cache_db: str | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Evaluate one loaded model; return an lm-eval results dict plus our ``cpi`` block.
 
@@ -295,6 +299,8 @@ class CheckpointEvaluator:
             source: who evaluated (``sweep`` or ``callback``), for provenance.
             model_path: where the model was loaded from, for provenance.
             cache_db: a per-checkpoint lm-eval response cache (SQLite) path, or None.
+            provenance: what the result is made from (see :mod:`.provenance`); stored with
+                it and compared before any reuse.
         """
         import numpy as np
         import torch
@@ -328,7 +334,7 @@ class CheckpointEvaluator:
             results.pop("samples", None)
             attention = None
             if self.attention_limit > 0:
-                from cpi_bench.harness_ext.attention import attention_to_context
+                from cpi_bench.harness_ext.evaluation.attention import attention_to_context
 
                 attention = attention_to_context(
                     lm,
@@ -347,6 +353,7 @@ class CheckpointEvaluator:
             "model": model_path,
             "source": source,
             SETTINGS_KEY: self.settings,
+            PROVENANCE_KEY: provenance,
             ATTENTION_KEY: attention,
             "eval_seconds": round(time.time() - started, 3),
         }
@@ -393,28 +400,6 @@ def settings_dict(
         "apply_chat_template": apply_chat_template,
         "model_args": {k: str(v) for k, v in sorted((model_args or {}).items())},
     }
-
-
-def eval_file_matches(
-    data: dict[str, Any], settings: dict[str, Any], attention_limit: int = 0
-) -> tuple[bool, str]:
-    """Can a finished per-checkpoint file be reused by a sweep with ``settings``?
-
-    Returns (ok, why-not). The attention measurement, when asked for, must be present and
-    have been taken on the same number of items.
-    """
-    block = data.get(CPI_KEY) if isinstance(data, dict) else None
-    if not isinstance(block, dict) or not isinstance(data.get("results"), dict):
-        return False, "not a cpi per-checkpoint results file"
-    theirs = block.get(SETTINGS_KEY) or {}
-    for key, value in settings.items():
-        if theirs.get(key) != value:
-            return False, f"evaluated with {key}={theirs.get(key)!r}, this sweep uses {value!r}"
-    if attention_limit > 0:
-        att = block.get(ATTENTION_KEY)
-        if not isinstance(att, dict) or att.get("max_items") != attention_limit:
-            return False, "has no attention-to-context measurement for these settings"
-    return True, ""
 
 
 def default_device() -> str:

@@ -15,7 +15,6 @@ ADAPTER_CONFIG = "adapter_config.json"  # present in a peft (LoRA) checkpoint
 EVAL_DIR = "eval"  # RUN_DIR/eval/step-<N>.json: one lm-eval results JSON per checkpoint
 EVAL_FILE_PREFIX = "step-"
 EVAL_FILE_SUFFIX = ".json"
-TMP_SUFFIX = ".tmp"  # atomic writes: .<name>.<pid>.tmp, then os.replace
 
 INVERSION_JSON = "inversion.json"
 INVERSION_MD = "inversion.md"
@@ -73,15 +72,6 @@ RANDOM_SEED = 0
 NUMPY_SEED = 1234
 TORCH_SEED = 1234
 FEWSHOT_SEED = 1234
-
-# Exit codes shared by every subcommand.
-EXIT_OK = 0
-EXIT_FAIL = 1  # a checkpoint failed, or the gate failed
-EXIT_USAGE = 2  # bad input: a missing file, a malformed field, an unknown task
-
-
-class CPIInputError(Exception):
-    """Bad user input (file, field, option); the message names it and says how to fix it."""
 
 
 def eval_file_name(step: int) -> str:

@@ -27,6 +27,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cpi_bench.tasks.prompts import background_prompt
+
 RELATIONS: dict[str, tuple[str, str]] = {
     # name: (question, statement); {s} = subject, {a} = answer
     "capital": ("What is the capital of {s}?", "The capital of {s} is {a}."),
@@ -114,7 +116,7 @@ class World:
             lines.append(f"{statement} So, {statement[0].lower()}{statement[1:]}")
         n_qa = round(len(self.facts) * self.cfg.qa_recall_fraction)
         for (s, r), a in rng.sample(sorted(self.facts.items()), n_qa):
-            lines.append(f"Question: {RELATIONS[r][0].format(s=s)}\nAnswer: {a}")
+            lines.append(f"{background_prompt('', RELATIONS[r][0].format(s=s))} {a}")
         rng.shuffle(lines)
         return lines
 

@@ -7,19 +7,18 @@ cpi register --remove   # undo
 
 from __future__ import annotations
 
-import argparse
-
-from cpi_bench.harness_ext.autoload import PTH_LINE, site_packages_pth, tasks_dir
+from cpi_bench.harness_ext.core.cli_args import ArgumentParser
+from cpi_bench.harness_ext.lm_eval_plugin.autoload import PTH_LINE, site_packages_pth, tasks_dir
 
 
 def main_tasks_path(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="cpi tasks-path", description=__doc__).parse_args(argv)
+    ArgumentParser(prog="cpi tasks-path", description=__doc__).parse_args(argv)
     print(tasks_dir())
     return 0
 
 
 def main_register(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="cpi register",
         description="Write (or --remove) cpi_bench.pth in this interpreter's site-packages so "
         "lm_eval indexes the cpi tasks with no --include_path. Wheel installs already have it.",

@@ -1,16 +1,9 @@
-"""Data sources, loading and scoring shared by every cpi task family.
+"""Data sources: where each task's public file lives (pinned by commit), how it is found
+offline (``CPI_DATA_DIR``) and how a row becomes the canonical row of ``prompts.py``.
 
-Every source is converted to one canonical row so that a single prompt function and a
-single scorer serve all families:
-
-    context       the passage (for quotes: the memo-trap prompt itself)
-    question      the question ("" for quotes)
-    cf_answer     the answer the context supports (counterfactual / context answer)
-    param_answer  the answer a model memorised in pretraining (parametric answer)
-
-Sources are pinned by commit. ``CPI_DATA_DIR`` (a folder holding the public file names,
-directly or one folder below) takes precedence; otherwise the file is downloaded once and
-cached by ``datasets`` (under ``HF_DATASETS_CACHE``).
+``CPI_DATA_DIR`` (a folder holding the public file names, directly or one folder below)
+takes precedence; otherwise the file is downloaded once and cached by ``datasets`` (under
+``HF_DATASETS_CACHE``). A missing or malformed file raises :class:`CPIError` naming it.
 """
 
 from __future__ import annotations
@@ -18,15 +11,16 @@ from __future__ import annotations
 import ast
 import csv
 import json
-import math
 import os
-import re
-import sys
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cpi_bench.harness_ext.core.errors import CPIError, install_excepthook
+from cpi_bench.tasks.prompts import CF_ANSWER, CONTEXT, PARAM_ANSWER, QUESTION
+
+install_excepthook()
 
 DATA_DIR_ENV = "CPI_DATA_DIR"
 
@@ -34,43 +28,6 @@ CPI_REPO = "locuslab/context-parametric-inversion"
 CPI_COMMIT = "6f989849656f433d4520eaf0b9af6e3bb6a7ae70"
 MEMO_TRAP_REPO = "liujch1998/memo-trap"
 MEMO_TRAP_COMMIT = "d87b26abf4402b76d167d1326798d21d7ea2127e"
-
-# Canonical column names (the only names prompts and scorers use).
-CONTEXT, QUESTION, CF_ANSWER, PARAM_ANSWER = "context", "question", "cf_answer", "param_answer"
-
-# The paper's context-adherence instruction (instructed variants).
-QA_INSTRUCTION = "Answer the question based on the context only."
-QUOTE_INSTRUCTION = (
-    "Follow the instruction exactly, even if it contradicts the quote as you remember it."
-)
-
-
-class CPIDataError(RuntimeError):
-    """A cpi data file is missing or malformed; the message says which and how to fix it."""
-
-
-def _install_excepthook() -> None:
-    """Print an uncaught :class:`CPIDataError` as one line, not as lm-eval's deep traceback.
-
-    ``lm_eval`` builds tasks far from its CLI, so a data problem would otherwise surface as a
-    40-line traceback. Other exceptions go to the previous hook; ``CPI_TRACEBACK=1`` restores
-    the full traceback for this error too.
-    """
-    previous = sys.excepthook
-    if getattr(previous, "_cpi", False):
-        return
-
-    def hook(exc_type, exc, tb):
-        if issubclass(exc_type, CPIDataError) and not os.environ.get("CPI_TRACEBACK"):
-            print(f"cpi data error: {exc}", file=sys.stderr)
-        else:
-            previous(exc_type, exc, tb)
-
-    hook._cpi = True
-    sys.excepthook = hook
-
-
-_install_excepthook()
 
 
 def _raw_url(repo: str, commit: str, path: str) -> str:
@@ -209,7 +166,7 @@ def locate(source: Source) -> Path:
     """Local path of ``source``: from ``CPI_DATA_DIR`` if set, else the datasets download cache."""
     data_dir = os.environ.get(DATA_DIR_ENV)
     if source.url is None and not data_dir:
-        raise CPIDataError(
+        raise CPIError(
             f"{source.file_name} is written by `cpi demo`; set {DATA_DIR_ENV} to the demo's "
             f"world folder (OUT/world) to evaluate on it."
         )
@@ -217,7 +174,7 @@ def locate(source: Source) -> Path:
         root = Path(data_dir).expanduser()
         found = find_in_data_dir(root, source.file_name)
         if found is None:
-            raise CPIDataError(
+            raise CPIError(
                 f"{DATA_DIR_ENV}={data_dir} holds no {source.file_name} (looked in the folder "
                 f"and one level below). Put {source.file_name} there "
                 + (
@@ -235,7 +192,7 @@ def locate(source: Source) -> Path:
         root = err
         while root.__cause__ is not None:
             root = root.__cause__
-        raise CPIDataError(
+        raise CPIError(
             f"could not download {source.file_name} from {source.url} "
             f"({type(root).__name__}: {root}). "
             f"Offline? Set {DATA_DIR_ENV} to a folder that contains {source.file_name}."
@@ -252,7 +209,7 @@ def _read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
             if isinstance(data, dict) and "data" in data:
                 data = data["data"]
             if not isinstance(data, list):
-                raise CPIDataError(
+                raise CPIError(
                     f"{path}: expected a JSON list of objects, got {type(data).__name__}"
                 )
             return data
@@ -264,7 +221,7 @@ def _read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
                         try:
                             rows.append(json.loads(line))
                         except json.JSONDecodeError as err:
-                            raise CPIDataError(
+                            raise CPIError(
                                 f"{path}: line {n} is not valid JSON ({err.msg})"
                             ) from None
             return rows
@@ -272,7 +229,7 @@ def _read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
             with path.open(encoding="utf-8", newline="") as fh:
                 return list(csv.DictReader(fh))
     except json.JSONDecodeError as err:
-        raise CPIDataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        raise CPIError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -280,22 +237,22 @@ def load_rows(source: Source, path: Path) -> list[dict[str, str]]:
     """Read and validate ``path``; every row must carry ``source.fields`` (1-based row numbers)."""
     records = _read_records(path, source.fmt)
     if not records:
-        raise CPIDataError(f"{path}: no rows; expected the {source.name} data ({source.url})")
+        raise CPIError(f"{path}: no rows; expected the {source.name} data ({source.url})")
     rows = []
     for n, record in enumerate(records, start=1):
         if not isinstance(record, dict):
-            raise CPIDataError(f"{path}: row {n} is a {type(record).__name__}, expected an object")
+            raise CPIError(f"{path}: row {n} is a {type(record).__name__}, expected an object")
         for field in source.fields:
             value = record.get(field)
             if value is None or (isinstance(value, str) and not value.strip()):
-                raise CPIDataError(
+                raise CPIError(
                     f"{path}: row {n} lacks field '{field}' "
                     f"(each row needs {', '.join(source.fields)})"
                 )
         try:
             rows.append(source.convert(record))
         except ValueError as err:
-            raise CPIDataError(f"{path}: row {n}: {err}") from None
+            raise CPIError(f"{path}: row {n}: {err}") from None
     return rows
 
 
@@ -308,85 +265,7 @@ def load_dataset(source: str, **_: Any):
     import datasets
 
     if source not in SOURCES:
-        raise CPIDataError(
-            f"dataset_kwargs.source={source!r} is unknown; use one of {sorted(SOURCES)}"
-        )
+        raise CPIError(f"dataset_kwargs.source={source!r} is unknown; use one of {sorted(SOURCES)}")
     spec = SOURCES[source]
     rows = load_rows(spec, locate(spec))
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
-
-
-# ----------------------------------------------------------------------------- scoring
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_SPACES = re.compile(r"\s+")
-
-
-def normalize(text: str) -> str:
-    """Normalise for containment: NFKD, strip accents, lowercase, punctuation -> space,
-    drop the articles a/an/the, collapse whitespace.
-
-    ``"Durrës"`` -> ``"durres"``; ``"The U.S.-born"`` -> ``"u s born"``.
-    """
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = text.lower()
-    text = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in text)
-    text = _ARTICLES.sub(" ", text)
-    return _SPACES.sub(" ", text).strip()
-
-
-def _contains(haystack: str, needle: str) -> bool:
-    """Whole-word containment of normalised strings (``"oran"`` is not in ``"orange"``)."""
-    return bool(needle) and f" {needle} " in f" {haystack} "
-
-
-def answer_present(output: str, answer: str, competitor: str = "") -> bool:
-    """Does ``output`` state ``answer``?
-
-    Containment after :func:`normalize`, on whole words. When ``answer`` is a part of
-    ``competitor`` (``"York"`` vs ``"New York"``), mentions of the competitor do not count
-    as mentions of the answer: they are blanked out before looking for the answer.
-    """
-    out, ans, comp = normalize(output), normalize(answer), normalize(competitor)
-    if not ans:
-        return False
-    if comp and comp != ans and _contains(comp, ans):
-        out = f" {out} ".replace(f" {comp} ", " | ").strip()
-    return _contains(out, ans)
-
-
-def score_generation(output: str, cf_answer: str, param_answer: str) -> dict[str, int]:
-    """``cf_acc`` / ``param_acc`` for one generated answer (1 = that answer is present)."""
-    first_line = output.strip().split("\n", 1)[0]
-    return {
-        "cf_acc": int(answer_present(first_line, cf_answer, param_answer)),
-        "param_acc": int(answer_present(first_line, param_answer, cf_answer)),
-    }
-
-
-def score_answer(output: str, answer: str) -> dict[str, int]:
-    """``acc`` for in-distribution items: 1 when the expected answer is in the first line."""
-    first_line = output.strip().split("\n", 1)[0]
-    return {"acc": int(answer_present(first_line, answer))}
-
-
-def score_choice(loglik_cf: float, loglik_param: float) -> dict[str, float]:
-    """``cf_pref`` = p(ctx) / (p(ctx) + p(mem)) from summed log-likelihoods (nats), and ``acc``."""
-    diff = loglik_param - loglik_cf
-    cf_pref = 1.0 / (1.0 + math.exp(diff)) if diff < 700 else 0.0
-    return {"cf_pref": cf_pref, "acc": float(loglik_cf > loglik_param)}
-
-
-# ----------------------------------------------------------------------------- prompts
-
-
-def qa_prompt(doc: dict[str, str], instructed: bool = False) -> str:
-    """The paper's prompt; quotes (no question) use the memo-trap prompt as it is, and a
-    question without a context (synthetic recall items) drops the Background line."""
-    if doc[QUESTION] and not doc[CONTEXT]:
-        return f"Question: {doc[QUESTION]}\nAnswer:"
-    if not doc[QUESTION]:
-        return f"{QUOTE_INSTRUCTION}\n{doc[CONTEXT]}" if instructed else doc[CONTEXT]
-    instruction = f"{QA_INSTRUCTION}\n" if instructed else ""
-    return f"Background: {doc[CONTEXT]}\n{instruction}Question: {doc[QUESTION]}\nAnswer:"

@@ -1,0 +1,60 @@
+"""Parsers for the values every ``cpi`` command accepts: comma lists, limits, positive numbers.
+
+One owner, so ``--tasks a,,b``, ``--limit 0`` or ``--lr nan`` mean the same (and fail the same
+way) in every command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from cpi_bench.harness_ext.core.errors import CPIError
+
+
+def split_list(text: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``; a list passes through stripped; duplicates dropped,
+    order kept."""
+    if text is None:
+        return []
+    items = text.split(",") if isinstance(text, str) else list(text)
+    return list(dict.fromkeys(t.strip() for t in items if str(t).strip()))
+
+
+def parse_limit(text: str | float | int | None, flag: str = "--limit") -> int | float | None:
+    """lm-eval's ``--limit``: a count of items (>= 1) or a fraction in (0, 1)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise CPIError(
+            f"{flag} {text!r} is not a number (give a count of items, or a fraction < 1)"
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise CPIError(f"{flag} {text!r} must be > 0 (a count of items, or a fraction < 1)")
+    if value >= 1 and not value.is_integer():
+        raise CPIError(f"{flag} {text!r}: a count of items must be a whole number")
+    return int(value) if value >= 1 else value
+
+
+def positive_number(value: float | int | None, flag: str, allow_zero: bool = False) -> None:
+    """Raise :class:`CPIError` unless ``value`` is a finite number > 0 (>= 0 with
+    ``allow_zero``); None passes (the option is unset)."""
+    if value is None:
+        return
+    bad = isinstance(value, bool) or not isinstance(value, (int, float))
+    if not bad:
+        bad = not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero)
+    if bad:
+        need = ">= 0" if allow_zero else "> 0"
+        raise CPIError(f"{flag} {value!r} is invalid (give a finite number {need})")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, except that a usage error raises :class:`CPIError` instead of printing the
+    usage block and exiting: every ``cpi`` command then reports bad flags in the same one
+    line, ``cpi <command>: error: <what> (see cpi <command> --help)``, with exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise CPIError(f"{message} (see {self.prog} --help)")

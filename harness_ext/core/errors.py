@@ -1,0 +1,93 @@
+"""The one error type of cpi-bench, and the one place that turns it into an exit status.
+
+Every bad input anywhere (a flag, a file, a field, a data row) raises :class:`CPIError` with
+a message that names what is wrong and says how to fix it. Entry points never print
+tracebacks for it: :func:`run_entry` prints one line,
+``cpi <command>: error: <message>``, and returns the error's exit code (2 for bad input).
+``CPI_DEBUG=1`` (or ``--debug`` on the ``cpi`` command line) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
+EXIT_OK = 0
+EXIT_FAIL = 1  # a checkpoint failed to evaluate, or the gate found a regression
+EXIT_USAGE = 2  # bad input, or any other error
+
+
+class CPIError(Exception):
+    """Bad user input (file, field, option) or an unusable environment.
+
+    Args:
+        message: one line naming the file/field/flag and, in parentheses or after a
+            semicolon, how to fix it.
+        exit_code: the process exit status this error ends a command with (2 by default).
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def debug_enabled() -> bool:
+    """True when the user asked for tracebacks (``CPI_DEBUG=1``; ``CPI_TRACEBACK`` is the
+    older name)."""
+    return any(os.environ.get(k, "") not in ("", "0") for k in ("CPI_DEBUG", "CPI_TRACEBACK"))
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (``TypeName`` when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run_entry(command: str, entry: Callable[[list[str]], int | None], argv: list[str]) -> int:
+    """Run one subcommand's ``main(argv)`` and map every way it can end to an exit status.
+
+    :class:`CPIError` -> its message on one line and its exit code; any other exception ->
+    one line naming the exception type and how to see the traceback, exit 2; Ctrl-C -> 130.
+    """
+    try:
+        return int(entry(argv) or 0)
+    except CPIError as err:
+        if debug_enabled():
+            traceback.print_exc()
+        print(f"cpi {command}: error: {one_line(err)}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(
+            f"cpi {command}: interrupted (finished work is kept; rerun to resume)", file=sys.stderr
+        )
+        return 130
+    except SystemExit:
+        raise
+    except Exception as err:  # noqa: BLE001 - the last line of defence: never a bare traceback
+        if debug_enabled():
+            traceback.print_exc()
+        print(
+            f"cpi {command}: error: {type(err).__name__}: {one_line(err)} "
+            "(rerun with CPI_DEBUG=1 for the traceback; if the input is valid, please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+def install_excepthook() -> None:
+    """In processes we do not own (``lm_eval`` building our tasks), print an uncaught
+    :class:`CPIError` as one line instead of lm-eval's 40-line traceback."""
+    previous = sys.excepthook
+    if getattr(previous, "_cpi", False):
+        return
+
+    def hook(exc_type, exc, tb):
+        if issubclass(exc_type, CPIError) and not debug_enabled():
+            print(f"cpi data error: {exc}", file=sys.stderr)
+        else:
+            previous(exc_type, exc, tb)
+
+    hook._cpi = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

@@ -1,0 +1,306 @@
+"""How cpi-bench writes, reads, locks, owns and identifies files: the one owner of these rules.
+
+* Atomic writes: a hidden temporary file in the same folder, fsync'ed, then ``os.replace``:
+  a reader sees the old file or the new one, never a part, and a process killed at any moment
+  (``kill -9`` included) leaves at most a stray ``.<name>.<pid>.tmp`` that only a later run
+  *of a dead pid* removes (a concurrent writer's temporary file is never touched).
+* Content fingerprints: SHA-256 of a file's bytes, cached by (path, size, mtime, inode) so a
+  re-run does not re-hash gigabytes; the key of every "may this result be reused" decision.
+* Ownership: folders a command creates carry a ``.cpi_owner`` marker; a command deletes or
+  overwrites only inside folders that carry it, and refuses a non-empty folder without it.
+* Locks: ``flock`` on a lock file; the OS releases it when the holder dies, so a killed
+  process never leaves a lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cpi_bench.harness_ext.core.errors import CPIError
+
+TMP_SUFFIX = ".tmp"
+OWNER_MARKER = ".cpi_owner"
+_HASH_CHUNK = 1 << 20  # bytes read per update when hashing
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def _json_default(obj: Any) -> Any:
+    """numpy scalars, sets, anything else as text (what lm-eval's own writer does)."""
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.bool_):
+            return bool(obj)
+        if isinstance(obj, np.integer):
+            return int(obj)
+        if isinstance(obj, np.floating):
+            return float(obj)
+    except ImportError:  # pragma: no cover - numpy ships with every install
+        pass
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    return str(obj)
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{TMP_SUFFIX}")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see the module docstring)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dump_json(obj: Any) -> str:
+    """Stable, readable JSON (indent 2, keys in insertion order, UTF-8 kept)."""
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, dump_json(obj))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_tmp(folder: str | os.PathLike) -> None:
+    """Delete temporary files left by *dead* writers of this tool (``.<name>.<pid>...tmp``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for tmp in folder.glob(f".*{TMP_SUFFIX}"):
+        parts = tmp.name[: -len(TMP_SUFFIX)].split(".")
+        pid = next((int(p) for p in reversed(parts[2:]) if p.isdigit()), None)
+        if pid is None or pid == os.getpid() or _pid_alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    """Parse ``path`` or raise :class:`CPIError` with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise CPIError(f"{path}: no such {what}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CPIError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno}); is it a {what}?"
+        ) from None
+    except UnicodeDecodeError:
+        raise CPIError(f"{path}: not UTF-8 text; is it a {what}?") from None
+    except OSError as err:
+        raise CPIError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+# ----------------------------------------------------------------------------- fingerprints
+
+_memo: dict[tuple[str, int, int, int], str] = {}
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("CPI_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cpi-bench"
+    )
+    return Path(root) / "file_hashes.json"
+
+
+def _load_disk_cache() -> dict[str, str]:
+    try:
+        data = json.loads(_cache_file().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes, cached by (path, size, mtime_ns, inode) in memory
+    and in ``$CPI_CACHE_DIR/file_hashes.json`` so a re-run does not re-read big weights."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key in _memo:
+        return _memo[key]
+    disk_key = "|".join(map(str, key))
+    disk = _load_disk_cache()
+    digest = disk.get(disk_key)
+    if not digest:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+        disk[disk_key] = digest
+        with contextlib.suppress(OSError):
+            atomic_write_json(_cache_file(), disk)
+    _memo[key] = digest
+    return digest
+
+
+def fingerprint_files(paths: list[Path], root: Path | None = None) -> str:
+    """One digest over several files' names (relative to ``root``) and contents."""
+    h = hashlib.sha256()
+    for p in sorted(Path(x) for x in paths):
+        name = str(p.relative_to(root)) if root is not None else p.name
+        h.update(f"{name}\0{file_sha256(p)}\n".encode())
+    return h.hexdigest()
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------------- ownership
+
+
+def owned_by_cpi(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / OWNER_MARKER).is_file()
+
+
+def claim_output_dir(folder: str | os.PathLike, command: str, flag: str = "--out") -> Path:
+    """Make ``folder`` ours to write in: create it (with the marker) if absent or empty,
+    accept it if it carries our marker, refuse any other non-empty folder; also check that
+    it is writable, before any model work starts."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise CPIError(f"{flag} {folder}: is a file, not a folder (choose another path)")
+    if folder.is_dir() and any(folder.iterdir()) and not owned_by_cpi(folder):
+        raise CPIError(
+            f"{flag} {folder}: folder is not empty and was not created by cpi "
+            "(choose a new or empty folder; cpi never overwrites files it did not create)"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not owned_by_cpi(folder):
+            atomic_write_json(folder / OWNER_MARKER, {"created_by": f"cpi {command}"})
+        check_writable(folder, flag)
+    except OSError as err:
+        raise CPIError(f"{flag} {folder}: cannot write there ({err.strerror or err})") from None
+    return folder
+
+
+def check_writable(folder: str | os.PathLike, flag: str) -> None:
+    """Fail now, not after an hour of evaluation, when ``folder`` cannot take a file."""
+    folder = Path(folder)
+    probe = folder / f".cpi-write-probe.{os.getpid()}{TMP_SUFFIX}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise CPIError(
+            f"{flag} {folder}: not writable ({err.strerror or err}); choose a folder you can write"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- locks
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` or raise :class:`CPIError` naming the holder's pid.
+
+    The OS drops the lock when its holder exits, however it exits, so a stale lock is never
+    left behind (``flock``; on network filesystems without it, see issue-tracker notes)."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise CPIError(
+                f"{what} is locked by pid {holder} ({path}); wait for it to finish, "
+                "or stop it and rerun",
+                exit_code=2,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+_WEIGHT_SUFFIXES = {".safetensors", ".bin", ".gguf", ".pt", ".pth"}
+_CONFIG_FILES = {"config.json", "adapter_config.json", "generation_config.json"}
+_TOKENIZER_FILES = {
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "vocab.json",
+    "merges.txt",
+}
+
+
+def model_fingerprint(path: str | os.PathLike) -> str | None:
+    """Content fingerprint of everything that decides a model's outputs at ``path``: weight,
+    config and tokenizer files (the chat template included). None for a hub id."""
+    return weights_fingerprint(path, extra_names=_TOKENIZER_FILES)
+
+
+def weights_fingerprint(
+    path: str | os.PathLike, gguf_file: str | None = None, extra_names: set[str] | None = None
+) -> str | None:
+    """Content fingerprint of the model weights at ``path`` (a folder, or one ``.gguf`` file):
+    the bytes of every weight file and model config, never names, sizes or times.
+    None for a hub id (no local bytes to hash; the hub revision stands in for it)."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        return fingerprint_files([p], p.parent)
+    if not p.is_dir():
+        return None
+    if gguf_file:
+        files = [p / gguf_file]
+    else:
+        files = [
+            f
+            for f in p.iterdir()
+            if f.is_file()
+            and (
+                f.suffix in _WEIGHT_SUFFIXES
+                or f.name in _CONFIG_FILES
+                or f.name in (extra_names or ())
+            )
+        ]
+    return fingerprint_files(files, p) if files else None

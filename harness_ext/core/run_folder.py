@@ -1,0 +1,222 @@
+"""The run folder contract: ``cpi_run.json`` and ``checkpoint-N``, written by ``cpi train``
+and read by ``cpi sweep``, the demo and the reports. This module is its only owner.
+
+``cpi_run.json`` is written atomically before the first step with ``status: "running"``,
+rewritten at the end with ``"finished"``, or with ``"failed"`` and a ``failure`` reason.
+Keys: the run's identity (IDENTITY_KEYS: base_model as an absolute path for local models or
+a hub id, base_fingerprint = content hash of the base weights, finetune in FINETUNE_MODES,
+dataset, dataset_fingerprint, template_option, curations_asked, seed, learning_rate,
+lora_options), then template, chat_template, curations [{name, kept, total}],
+n_train_examples, max_steps, save_steps, lora (null or {r, alpha, target_modules}),
+trainable_parameters, versions, status. Extra keys: dataset_schema, global_step,
+resumed_from, train_metrics, failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from cpi_bench.harness_ext.core.constants import ADAPTER_CONFIG, CHECKPOINT_PREFIX, RUN_MANIFEST
+from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.files import atomic_write_json, read_json
+
+MANIFEST_NAME = RUN_MANIFEST
+RUNNING, FINISHED, FAILED = "running", "finished", "failed"
+STATUSES = (RUNNING, FINISHED, FAILED)
+FINETUNE_MODES = ("full", "lora", "qk")
+
+# Keys that say *which* run a folder holds: a second `cpi train` into the same folder must
+# agree on all of them to resume it (else it would mix two runs' checkpoints).
+IDENTITY_KEYS = (
+    "base_model",
+    "base_fingerprint",
+    "finetune",
+    "dataset",
+    "dataset_fingerprint",
+    "template_option",  # the --template option (auto or a name); template is what it became
+    "curations_asked",
+    "seed",
+    "learning_rate",
+    "lora_options",  # the LoRA options asked for; lora is what peft built
+)
+
+# manifest key -> distribution name
+_DISTRIBUTIONS = {
+    "torch": "torch",
+    "transformers": "transformers",
+    "trl": "trl",
+    "peft": "peft",
+    "datasets": "datasets",
+    "lm_eval": "lm_eval",
+    "cpi_bench": "cpi-bench",
+}
+
+_CANONICAL_RE = re.compile(rf"^{re.escape(CHECKPOINT_PREFIX)}(0|[1-9]\d*)$")
+_ANY_CKPT_RE = re.compile(rf"^{re.escape(CHECKPOINT_PREFIX)}")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the libraries that decide a run's numbers (None if absent)."""
+    versions: dict[str, str | None] = {}
+    for key, dist in _DISTRIBUTIONS.items():
+        try:
+            versions[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[key] = None
+    return versions
+
+
+def manifest_path(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / MANIFEST_NAME
+
+
+def write_manifest(run_dir: str | os.PathLike, manifest: dict[str, Any]) -> Path:
+    """Write the manifest atomically, so a reader never sees half a file."""
+    if manifest.get("status") not in STATUSES:
+        raise ValueError(f"manifest status must be one of {STATUSES}")
+    path = manifest_path(run_dir)
+    atomic_write_json(path, manifest)
+    return path
+
+
+def read_manifest(run_dir: str | os.PathLike, base_override: str | None = None) -> dict[str, Any]:
+    """``cpi_run.json`` checked for what a reader needs; ``base_override`` (a path relative to
+    the caller's folder, or a hub id) may stand in for a missing or other base model."""
+    run_dir = Path(run_dir)
+    path = manifest_path(run_dir)
+    if not path.is_file():
+        if base_override:
+            return {"base_model": base_override}
+        raise CPIError(
+            f"{path}: not found; is {run_dir} a run folder written by 'cpi train'? "
+            "(for checkpoints of another trainer pass --base_model MODEL)"
+        )
+    manifest = read_json(path, "run manifest")
+    if not isinstance(manifest, dict):
+        raise CPIError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    if base_override:
+        manifest = {**manifest, "base_model": base_override, "base_fingerprint": None}
+    base = manifest.get("base_model")
+    if not isinstance(base, str) or not base.strip():
+        raise CPIError(
+            f"{path}: field 'base_model' must be a model path or hub id (got {base!r}); "
+            "fix the manifest or pass --base_model"
+        )
+    finetune = manifest.get("finetune")
+    if finetune is not None and finetune not in FINETUNE_MODES:
+        raise CPIError(
+            f"{path}: field 'finetune' must be one of {', '.join(FINETUNE_MODES)} "
+            f"(got {finetune!r})"
+        )
+    status = manifest.get("status")
+    if status is not None and status not in STATUSES:
+        raise CPIError(f"{path}: field 'status' must be one of {', '.join(STATUSES)}")
+    return manifest
+
+
+def resolve_base(base: str, run_dir: str | os.PathLike, from_cli: bool = False) -> str:
+    """The base model as an absolute local path, or a hub id.
+
+    A relative path written in the manifest is relative to the run folder, never to the
+    caller's current folder; one given on the command line (``from_cli``) is relative to the
+    caller's folder, as every path a user types is."""
+    p = Path(base).expanduser()
+    if p.is_absolute():
+        return str(p) if p.exists() else base
+    anchor = Path.cwd() if from_cli else Path(run_dir)
+    if (anchor / p).exists():
+        return str((anchor / p).resolve())
+    return base
+
+
+def run_identity(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The keys that say which run a manifest describes (see IDENTITY_KEYS)."""
+    return {k: manifest.get(k) for k in IDENTITY_KEYS}
+
+
+def identity_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """The first identity key on which two manifests differ, as ``key: old -> new``."""
+    for key in IDENTITY_KEYS:
+        if key in old and old.get(key) != new.get(key):
+            return f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
+    return None
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+@dataclass(frozen=True)
+class Target:
+    """One model of a sweep."""
+
+    step: int  # optimizer step; 0 = the base model
+    label: str  # "base" or "checkpoint-N": the name in tables
+    path: str  # local folder or hub id
+    kind: str  # "base" | "full" | "adapter"
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why a ``checkpoint-N`` folder cannot be evaluated (killed during save, missing shards,
+    no config), or None when it is complete."""
+    if (folder / ADAPTER_CONFIG).is_file():
+        if not any(
+            (folder / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")
+        ):
+            return "adapter_config.json but no adapter_model.safetensors/.bin"
+        return None
+    if not (folder / "config.json").is_file():
+        return "no config.json"
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = folder / index_name
+        if index.is_file():
+            data = read_json(index, "weight index")
+            shards = sorted(set((data.get("weight_map") or {}).values()))
+            missing = [s for s in shards if not (folder / s).is_file()]
+            return f"missing weight shard(s) {', '.join(missing)}" if missing else None
+    if any((folder / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
+        return None
+    return "no weight file (model.safetensors, pytorch_model.bin or a sharded index)"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> tuple[list[Target], list[str]]:
+    """The complete ``checkpoint-N`` folders in step order, and a warning per incomplete one.
+
+    A folder named ``checkpoint-`` plus anything but a canonical integer (``checkpoint-02``,
+    ``checkpoint-best``) is an error: it would silently replace or hide a row."""
+    run_dir = Path(run_dir)
+    found: list[Target] = []
+    warnings: list[str] = []
+    for child in sorted(run_dir.iterdir()):
+        if not child.is_dir() or not _ANY_CKPT_RE.match(child.name):
+            continue
+        match = _CANONICAL_RE.match(child.name)
+        if not match:
+            raise CPIError(
+                f"{child}: not a checkpoint-<step> name (a step is an integer without leading "
+                "zeros); rename it or move it out of the run folder"
+            )
+        problem = checkpoint_problem(child)
+        if problem:
+            warnings.append(f"skipping {child.name}: incomplete checkpoint ({problem})")
+            continue
+        kind = "adapter" if (child / ADAPTER_CONFIG).is_file() else "full"
+        found.append(Target(int(match.group(1)), child.name, str(child.resolve()), kind))
+    return sorted(found, key=lambda t: t.step), warnings
+
+
+def last_complete_checkpoint(run_dir: str | os.PathLike) -> str | None:
+    """The newest complete checkpoint folder (what resuming from ``last`` should use)."""
+    if not Path(run_dir).is_dir():
+        return None
+    complete, _ = list_checkpoints(run_dir)
+    return complete[-1].path if complete else None
+
+
+def is_checkpoint_name(name: str) -> bool:
+    """``checkpoint-<step>`` as the trainer names it."""
+    return bool(_CANONICAL_RE.match(name))

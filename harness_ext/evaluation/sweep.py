@@ -1,0 +1,499 @@
+"""``cpi sweep RUN_DIR``: evaluate the base model and every checkpoint of a run in one process.
+
+    cpi sweep runs/tulu-lora --tasks cpi --id_tasks arc_challenge,mmlu,gsm8k,squad_completion
+    cpi sweep runs/tiny --tasks cpi_capitals,cpi_quotes --limit 50 --device cpu
+    cpi sweep runs/tiny --dry-run        # what would be reused, what re-evaluated, and why
+
+Step 0 is the base model named in ``RUN_DIR/cpi_run.json`` (a folder, a ``.gguf`` file or a
+hub id); step N is ``RUN_DIR/checkpoint-N``. The lm-eval tasks are indexed and built once;
+each model is loaded once; a LoRA run loads its base once and swaps the adapters on it.
+Each checkpoint's results are written atomically to ``RUN_DIR/eval/step-N.json`` with the
+provenance of what produced them (content fingerprints of the weights and data files, task
+versions, settings, tool versions); a rerun reuses a step only when all of it is unchanged,
+else it says why and re-evaluates. Then ``inversion.json`` (rows per step and a summary) is
+written and ``inversion.md``, ``inversion.csv`` and ``inversion.png`` are rendered from it.
+
+A checkpoint that cannot be loaded or evaluated is reported with its path and reason; the
+others still run and the exit status is 1. An incomplete checkpoint folder (killed during
+save, missing shards) is skipped with a warning. Bad input (no run folder, a malformed
+manifest, an unknown task, missing data, an unwritable folder) exits with 2 before any model
+is loaded. One sweep at a time per run folder: a second one exits with "locked by pid N".
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cpi_bench.harness_ext.core.cli_args import ArgumentParser, parse_limit, split_list
+from cpi_bench.harness_ext.core.constants import (
+    CHECKPOINT_PREFIX,
+    CPI_KEY,
+    DEFAULT_TASKS,
+    EVAL_DIR,
+    eval_file_name,
+)
+from cpi_bench.harness_ext.core.errors import EXIT_FAIL, EXIT_OK, CPIError, run_entry
+from cpi_bench.harness_ext.core.files import (
+    atomic_write_json,
+    check_writable,
+    exclusive_lock,
+    read_json,
+    remove_stale_tmp,
+    text_sha256,
+)
+from cpi_bench.harness_ext.core.run_folder import (
+    Target,
+    list_checkpoints,
+    read_manifest,
+    resolve_base,
+)
+from cpi_bench.harness_ext.evaluation.provenance import (
+    PROVENANCE_KEY,
+    model_provenance,
+    provenance_block,
+    provenance_mismatch,
+    task_provenance,
+)
+
+LOCK_NAME = ".cpi_sweep.lock"  # in RUN_DIR; flock: released by the OS when the holder dies
+
+
+def discover_targets(
+    run_dir: Path, base_model: str, include_base: bool = True, err=None
+) -> list[Target]:
+    """Step 0 (the base) and every complete ``checkpoint-N`` folder, in step order; an
+    incomplete checkpoint is skipped with a warning naming what it lacks."""
+    checkpoints, warnings = list_checkpoints(run_dir)
+    for line in warnings:
+        print(f"cpi sweep: warning: {line}", file=err or sys.stderr)
+    return ([Target(0, "base", base_model, "base")] if include_base else []) + checkpoints
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def _limit_arg(text: str) -> int | float:
+    return parse_limit(text)
+
+
+def _add_task_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--tasks",
+        default=",".join(DEFAULT_TASKS),
+        help="comma-separated lm-eval tasks/groups (globs allowed); default: the cpi group",
+    )
+    add(
+        "--id_tasks",
+        default="",
+        help="standard benchmarks whose mean is the ID accuracy, e.g. "
+        "arc_challenge,mmlu,gsm8k,squad_completion; 'task:metric,filter' picks the metric",
+    )
+    add(
+        "--limit",
+        type=_limit_arg,
+        default=None,
+        help="items per task (a number < 1 is a fraction), for quick sweeps",
+    )
+    add(
+        "--include_path", action="append", default=[], help="extra lm-eval task folder (repeatable)"
+    )
+    add(
+        "--apply_chat_template",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="NAME",
+        help="render prompts with the tokenizer's chat template (optionally a named one), "
+        "as lm_eval --apply_chat_template",
+    )
+    add(
+        "--bootstrap_iters",
+        type=int,
+        default=100000,
+        help="lm-eval bootstrap iterations for non-mean stderrs",
+    )
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--batch_size", default="8", help="lm-eval batch size: an integer or 'auto' (default 8)")
+    add(
+        "--device",
+        default=None,
+        help="torch device: cuda, cuda:1, cpu, mps (default: cuda if visible)",
+    )
+    add(
+        "--model_args",
+        default="",
+        help="extra lm-eval model args, e.g. dtype=bfloat16,max_length=2048 "
+        "(pretrained/peft/tokenizer come from the run folder)",
+    )
+    add(
+        "--base_model",
+        default=None,
+        help="override the manifest's base_model (folder, .gguf file or hub id; a relative "
+        "path is relative to the current folder) for step 0 and the adapters",
+    )
+    add(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); 1 is often fastest for small "
+        "models on a busy machine",
+    )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--skip_base", action="store_true", help="do not evaluate step 0 (the base model)")
+    add(
+        "--attention",
+        action="store_true",
+        help="add the attention-to-context column (Figure 3b): attention mass from the "
+        "answer position onto the context, mean of layers and heads",
+    )
+    add(
+        "--attention_limit",
+        type=int,
+        default=100,
+        help="counterfactual items per task for --attention (default 100)",
+    )
+    add(
+        "--use_cache",
+        default=None,
+        metavar="DIR",
+        help="lm-eval response cache folder; one SQLite file per checkpoint, named by the "
+        "content fingerprint of its weights",
+    )
+    add("--force", action="store_true", help="re-evaluate steps that already have results")
+    add(
+        "--dry-run",
+        "--dry_run",
+        dest="dry_run",
+        action="store_true",
+        help="list which steps would be reused and which re-evaluated (and why); evaluate nothing",
+    )
+    add(
+        "--verbose",
+        action="store_true",
+        help="show lm-eval's and transformers' logs and progress bars",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="cpi sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dir", help="run folder: cpi_run.json and checkpoint-N folders")
+    _add_task_options(parser)
+    _add_model_options(parser)
+    _add_run_options(parser)
+    return parser
+
+
+def _batch_size(text: str) -> int | str:
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    if text.startswith("auto"):
+        return text
+    raise CPIError(f"--batch_size {text!r}: use a positive integer or 'auto'")
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class SweepPlan:
+    """Everything the sweep decided before loading a model."""
+
+    args: argparse.Namespace
+    run_dir: Path
+    manifest: dict[str, Any]
+    base_model: str
+    targets: list[Target]
+    evaluator: Any  # CheckpointEvaluator, tasks built
+    tasks_provenance: dict[str, Any]
+    attention_limit: int
+    expected: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.run_dir / EVAL_DIR
+
+
+def _check_options(args: argparse.Namespace) -> int:
+    """The numeric options; returns the attention item count (0 = no attention column)."""
+    if args.threads is not None and args.threads < 1:
+        raise CPIError("--threads must be >= 1")
+    if args.bootstrap_iters < 0:
+        raise CPIError("--bootstrap_iters must be >= 0")
+    if args.attention and args.attention_limit <= 0:
+        raise CPIError("--attention_limit must be > 0 with --attention")
+    return args.attention_limit if args.attention else 0
+
+
+def plan_sweep(args: argparse.Namespace, err) -> SweepPlan:
+    """Read the run folder, build the tasks (their data read and hashed) and list targets:
+    every input problem surfaces here, before any model is loaded."""
+    from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator, parse_model_args
+
+    run_dir = Path(args.run_dir).expanduser()
+    if not run_dir.is_dir():
+        raise CPIError(f"{run_dir}: no such run folder (give the --output_dir of cpi train)")
+    attention_limit = _check_options(args)
+    manifest = read_manifest(run_dir, args.base_model)
+    base_model = resolve_base(manifest["base_model"], run_dir, from_cli=bool(args.base_model))
+    targets = discover_targets(run_dir, base_model, include_base=not args.skip_base, err=err)
+    if not any(t.step > 0 for t in targets):
+        print(
+            f"cpi sweep: note: {run_dir} has no complete {CHECKPOINT_PREFIX}N folders; "
+            "evaluating the base model only",
+            file=err,
+        )
+    evaluator = CheckpointEvaluator(
+        tasks=split_list(args.tasks),
+        id_tasks=split_list(args.id_tasks),
+        limit=args.limit,
+        batch_size=_batch_size(str(args.batch_size)),
+        apply_chat_template=args.apply_chat_template,
+        model_args=parse_model_args(args.model_args),
+        include_path=args.include_path,
+        attention_limit=attention_limit,
+        bootstrap_iters=args.bootstrap_iters,
+        verbose=args.verbose,
+    )
+    tasks_prov = task_provenance(evaluator.load_tasks())
+    plan = SweepPlan(
+        args, run_dir, manifest, base_model, targets, evaluator, tasks_prov, attention_limit
+    )
+    for target in targets:
+        plan.expected[target.step] = expected_provenance(plan, target)
+    return plan
+
+
+def expected_provenance(plan: SweepPlan, target: Target) -> dict[str, Any]:
+    """The provenance block evaluating ``target`` now would record."""
+    model = model_provenance(target.kind, target.path, plan.base_model)
+    return provenance_block(model, plan.tasks_provenance, plan.evaluator.settings)
+
+
+def reuse_problem(data: Any, expected: dict[str, Any], attention_limit: int) -> str | None:
+    """Why a stored per-checkpoint file may not be reused (None: it may)."""
+    block = data.get(CPI_KEY) if isinstance(data, dict) else None
+    if not isinstance(block, dict) or not isinstance(data.get("results"), dict):
+        return "not a cpi per-checkpoint results file"
+    why = provenance_mismatch(block.get(PROVENANCE_KEY), expected)
+    if why:
+        return why
+    if attention_limit > 0:
+        att = block.get("attention")
+        if not isinstance(att, dict) or att.get("max_items") != attention_limit:
+            return "no attention-to-context measurement for these settings"
+    return None
+
+
+def split_done(plan: SweepPlan, err) -> tuple[dict[int, dict[str, Any]], list[Target], list[str]]:
+    """(reusable results by step, targets to evaluate, one line per decision)."""
+    done: dict[int, dict[str, Any]] = {}
+    pending: list[Target] = []
+    lines: list[str] = []
+    for t in plan.targets:
+        f = plan.eval_dir / eval_file_name(t.step)
+        if not f.is_file():
+            why = "not evaluated yet"
+        elif plan.args.force:
+            why = "--force"
+        else:
+            try:
+                data = read_json(f, "per-checkpoint results file")
+                why = reuse_problem(data, plan.expected[t.step], plan.attention_limit)
+            except CPIError as exc:
+                why = f"unreadable ({exc})"
+            if why is None:
+                done[t.step] = data
+                lines.append(f"step-{t.step}: reuse ({t.label}, unchanged)")
+                continue
+        pending.append(t)
+        lines.append(
+            f"step-{t.step}: {'evaluate' if why == 'not evaluated yet' else 're-evaluating'}, {why}"
+        )
+    return done, pending, lines
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def _cache_db(plan: SweepPlan, target: Target) -> str | None:
+    """One lm-eval response cache per checkpoint, named by its content fingerprint."""
+    if not plan.args.use_cache:
+        return None
+    model = plan.expected[target.step]["model"]
+    key = text_sha256(repr(sorted(model.items())))[:16]
+    name = f"{plan.run_dir.resolve().name}-{target.label}-{key}.db"
+    return str(Path(plan.args.use_cache).expanduser() / name)
+
+
+def _evaluate_one(plan: SweepPlan, loader, target: Target) -> dict[str, Any]:
+    """Load ``target``, evaluate it, write ``eval/step-N.json`` atomically; return results."""
+    model, tokenizer = loader.load(target, need_chat_template=bool(plan.args.apply_chat_template))
+    try:
+        results = plan.evaluator.evaluate(
+            model,
+            tokenizer,
+            step=target.step,
+            label=target.label,
+            source="sweep",
+            model_path=target.path,
+            cache_db=_cache_db(plan, target),
+            provenance=plan.expected[target.step],
+        )
+        atomic_write_json(plan.eval_dir / eval_file_name(target.step), results)
+        return results
+    finally:
+        loader.release(target, model)
+        if target.kind == "base":
+            loader.drop_base_unless(any(t.kind == "adapter" for t in plan.targets))
+        del model
+
+
+def evaluate_pending(
+    plan: SweepPlan, pending: list[Target], done: dict[int, dict[str, Any]], err
+) -> list[dict[str, Any]]:
+    """Evaluate ``pending`` in step order into ``done``; return one record per failure (the
+    other checkpoints still run)."""
+    from tqdm import tqdm
+
+    from cpi_bench.harness_ext.evaluation.evaluator import default_device, quiet_logs
+    from cpi_bench.harness_ext.evaluation.loader import ModelLoader
+
+    if not plan.args.verbose:
+        quiet_logs()
+    if plan.args.threads:
+        import torch
+
+        torch.set_num_threads(plan.args.threads)
+    loader = ModelLoader(
+        plan.base_model,
+        plan.evaluator.load_kwargs,
+        plan.args.device or default_device(),
+        chat_template_from=next((t.path for t in plan.targets if t.step > 0), None),
+    )
+    failures: list[dict[str, Any]] = []
+    bar = tqdm(pending, desc="checkpoints", unit="model", file=err, dynamic_ncols=True)
+    for target in bar:
+        bar.set_postfix_str(target.label)
+        try:
+            done[target.step] = _evaluate_one(plan, loader, target)
+        except Exception as exc:  # noqa: BLE001 - reported per checkpoint, exit status 1
+            failures.append(_failure(target, exc))
+            tqdm.write(f"cpi sweep: {target.path}: {failures[-1]['reason']}", file=err)
+    bar.close()
+    return failures
+
+
+def _failure(target: Target, exc: BaseException) -> dict[str, Any]:
+    text = str(exc).strip()
+    reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".strip()
+    return {"step": target.step, "label": target.label, "path": target.path, "reason": reason}
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _run_info(plan: SweepPlan) -> dict[str, Any]:
+    keys = ("finetune", "dataset", "template", "seed")
+    return {
+        "name": plan.run_dir.resolve().name,
+        "base_model": plan.manifest.get("base_model"),
+        **{k: plan.manifest.get(k) for k in keys if k in plan.manifest},
+    }
+
+
+def _keeps_more_rows(run_dir: Path, inversion: dict[str, Any]) -> bool:
+    """True when the inversion.json on disk has every step of the new one and more: a sweep
+    with failures never replaces a more complete table."""
+    from cpi_bench.harness_ext.core.constants import INVERSION_JSON
+
+    try:
+        old = read_json(run_dir / INVERSION_JSON)
+        old_steps = {r["step"] for r in old.get("rows", [])}
+    except (CPIError, AttributeError, KeyError, TypeError):
+        return False
+    new_steps = {r["step"] for r in inversion.get("rows", [])}
+    return new_steps < old_steps and old.get("settings") == inversion.get("settings")
+
+
+def report(plan: SweepPlan, done, failures, out, err) -> int:
+    """Write inversion.json and its renderings from the step files; the exit status."""
+    from cpi_bench.harness_ext.reports.inversion import build_inversion
+    from cpi_bench.harness_ext.reports.tables import summary_sentence, write_run_reports
+
+    id_tasks = plan.evaluator.id_tasks
+    inversion = build_inversion(done, id_tasks=id_tasks, run=_run_info(plan), failures=failures)
+    inversion["settings"] = plan.evaluator.settings
+    if done and failures and _keeps_more_rows(plan.run_dir, inversion):
+        print("cpi sweep: kept the more complete inversion.json already there", file=err)
+    elif done:
+        paths = write_run_reports(plan.run_dir, inversion)
+        print(summary_sentence(inversion["summary"]), file=out)
+        print("wrote " + ", ".join(str(p) for p in paths), file=out)
+    for f in failures:
+        print(f"cpi sweep: FAILED step {f['step']} ({f['path']}): {f['reason']}", file=err)
+    if failures:
+        print(
+            f"cpi sweep: {len(failures)} of {len(plan.targets)} models failed; fix them and "
+            "rerun (finished steps are kept)",
+            file=err,
+        )
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
+    """The sweep behind ``cpi sweep`` (argparse namespace in, exit status out)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    started = time.time()
+    if not args.verbose:
+        from cpi_bench.harness_ext.evaluation.evaluator import quiet_logs
+
+        quiet_logs()
+    run_dir = Path(args.run_dir).expanduser()
+    if not args.dry_run and run_dir.is_dir():
+        check_writable(run_dir / EVAL_DIR, "RUN_DIR")
+    lock = (
+        exclusive_lock(run_dir / LOCK_NAME, f"run folder {run_dir}")
+        if not args.dry_run and run_dir.is_dir()
+        else contextlib.nullcontext()
+    )
+    with lock:
+        plan = plan_sweep(args, err)
+        remove_stale_tmp(plan.eval_dir)
+        done, pending, lines = split_done(plan, err)
+        if args.dry_run:
+            print("\n".join(lines), file=out)
+            return EXIT_OK
+        for line in lines:
+            if "re-evaluating" in line:
+                print(f"cpi sweep: {line}", file=err)
+        if pending:
+            print(
+                f"cpi sweep: {len(pending)} to evaluate, {len(done)} already done "
+                f"(tasks ready in {time.time() - started:.1f} s)",
+                file=err,
+            )
+        else:
+            print(f"cpi sweep: all {len(done)} steps already evaluated; rendering", file=err)
+        failures = evaluate_pending(plan, pending, done, err) if pending else []
+        return report(plan, done, failures, out, err)
+
+
+def main(argv: list[str]) -> int:
+    """``cpi sweep``: 0 ok, 1 a checkpoint failed, 2 bad input (one line, no traceback)."""
+    return run_entry("sweep", lambda a: run_sweep(build_parser().parse_args(a)), argv)
