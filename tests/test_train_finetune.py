@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cpi_bench.harness_ext.testing import fixtures
 from cpi_bench.harness_ext.core.run_folder import MANIFEST_NAME
+from cpi_bench.harness_ext.testing import fixtures
 from cpi_bench.trainer.templates import TEMPLATES
 from cpi_bench.trainer.train import main
 
