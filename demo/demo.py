@@ -33,6 +33,8 @@ from cpi_bench.harness_ext.core.cli_args import ArgumentParser
 from cpi_bench.harness_ext.core.constants import (
     INVERSION_JSON,
 )
+from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.files import atomic_write_json, atomic_write_text, claim_output_dir
 
 VARIANTS: dict[str, list[str]] = {
     # name: extra `cpi train` arguments
@@ -136,12 +138,16 @@ def run_variant(
     args = train_args(base, world_paths, run_dir, sched, seed, VARIANTS[name])
     # A finished or interrupted run is reused only if it was made with the same settings
     # (base model, schedule, seed): a --quick run's checkpoints must not pass for a full run's.
-    stamp = run_dir / "demo_run.json"
-    if run_dir.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != args):
+    stamp = run_dir / ".cpi_demo_run.json"  # marks the folder as the demo's own
+    if run_dir.exists() and not stamp.is_file():
+        raise CPIError(
+            f"{run_dir} exists but was not made by cpi demo (move it away or choose another --out)"
+        )
+    if run_dir.exists() and json.loads(stamp.read_text()) != args:
         print(f"cpi demo: {run_dir} was made with other settings; rerunning {name}")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(args))
+    atomic_write_json(stamp, args)
     if not (run_dir / INVERSION_JSON).is_file():
         done = run_dir / f"checkpoint-{sched.max_steps}"
         if not done.is_dir():
@@ -278,12 +284,12 @@ def main(argv: list[str]) -> int:
 
     start = time.time()
     torch.set_flush_denormal(True)
-    out = Path(args.out)
+    out = claim_output_dir(args.out, "demo")
     world_cfg = WorldConfig(seed=args.seed)
     pre_cfg = PretrainConfig(seed=args.seed)
     sched = QUICK if args.quick else FULL
     results, meta = run_demo(out, world_cfg, pre_cfg, sched, args.seed, names)
-    (out / "demo.md").write_text(render_markdown(results, meta))
+    atomic_write_text(out / "demo.md", render_markdown(results, meta))
     plot_overlay(results, out / "demo.png")
     print(render_markdown(results, meta))
     print(

@@ -185,6 +185,21 @@ def test_fetch_missing_package_is_one_line(tmp_path: Path, monkeypatch, capsys) 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_interrupted_fetch_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    fake_gguf = _touch(tmp_path / "pkg" / SMOL.gguf_name)
+    monkeypatch.setattr(fetch_mod, "package_dir", lambda model: fake_gguf.parent)
+
+    def interrupted(model, gguf: Path, dest: Path) -> dict:
+        _touch(dest / "model.safetensors", "half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fetch_mod, "_write_safetensors", interrupted)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        fetch_mod.main(["fetch", "--out", str(out), "--model", SMOL.name])
+    assert list(out.iterdir()) == []
+
+
 def test_models_list(capsys) -> None:
     assert fetch_mod.main(["list"]) == 0
     out = capsys.readouterr().out

@@ -88,11 +88,19 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
     return True
+
+
+def _writer_pid(name: str) -> int | None:
+    """The pid in ``.<name>.<pid>.<thread>.tmp`` (or the older ``.<name>.<pid>.tmp``)."""
+    parts = name[: -len(TMP_SUFFIX)].split(".")
+    if len(parts) >= 4 and parts[-1].isdigit() and parts[-2].isdigit():
+        return int(parts[-2])
+    return int(parts[-1]) if len(parts) >= 3 and parts[-1].isdigit() else None
 
 
 def remove_stale_tmp(folder: str | os.PathLike) -> None:
@@ -101,8 +109,7 @@ def remove_stale_tmp(folder: str | os.PathLike) -> None:
     if not folder.is_dir():
         return
     for tmp in folder.glob(f".*{TMP_SUFFIX}"):
-        parts = tmp.name[: -len(TMP_SUFFIX)].split(".")
-        pid = next((int(p) for p in reversed(parts[2:]) if p.isdigit()), None)
+        pid = _writer_pid(tmp.name)
         if pid is None or pid == os.getpid() or _pid_alive(pid):
             continue
         with contextlib.suppress(OSError):
@@ -128,7 +135,7 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
 
 # ----------------------------------------------------------------------------- fingerprints
 
-_memo: dict[tuple[str, int, int, int], str] = {}
+_memo: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def _cache_file() -> Path:
@@ -147,11 +154,12 @@ def _load_disk_cache() -> dict[str, str]:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file's bytes, cached by (path, size, mtime_ns, inode) in memory
-    and in ``$CPI_CACHE_DIR/file_hashes.json`` so a re-run does not re-read big weights."""
+    """SHA-256 hex digest of a file's bytes, cached by (path, size, mtime, ctime, inode) in
+    memory and in ``$CPI_CACHE_DIR/file_hashes.json`` so a re-run does not re-read big weights.
+    ctime is in the key because any write changes it and no tool can set it back (mtime can)."""
     p = Path(path).resolve()
     st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns, st.st_ino)
+    key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     if key in _memo:
         return _memo[key]
     disk_key = "|".join(map(str, key))

@@ -1,13 +1,18 @@
 """Make ``lm_eval --tasks 'cpi_*'`` work without ``--include_path``.
 
-lm-eval 0.4.x has no plug-in entry point for external task folders: ``TaskManager`` indexes
-its own ``lm_eval/tasks`` plus whatever ``include_path`` names. The wheel of this package
-ships a one-line ``cpi_bench.pth`` that calls :func:`install` at interpreter start-up.
-:func:`install` only puts a tiny finder on ``sys.meta_path``; nothing is imported until a
-program imports ``lm_eval.tasks.manager``. Right after that module executes, its
-``TaskManager.__init__`` is wrapped so that this package's task folder is appended to
-``include_path`` (after the user's own paths, never twice). lm-eval's installed files are
-never modified.
+Two mechanisms, one per generation of lm-eval:
+
+* lm-eval with task plug-ins (upstream PR #4015, not in a release yet) reads the entry point
+  group ``lm_eval.tasks``; pyproject.toml declares ``cpi = "cpi_bench.tasks"`` there, and
+  lm-eval indexes that package's folder itself. This module then does nothing.
+* Released lm-eval (0.4.x) has no such group: ``TaskManager`` indexes its own tasks plus
+  ``include_path``. The wheel ships a one-line ``cpi_bench.pth`` that calls :func:`install`
+  at interpreter start-up. :func:`install` only puts a tiny finder on ``sys.meta_path``;
+  nothing is imported until a program imports the module that defines ``TaskManager``
+  (``lm_eval.tasks.manager`` from 0.4.10, ``lm_eval.tasks`` before). Right after it
+  executes, ``TaskManager.__init__`` is wrapped so that this package's task folder is
+  appended to ``include_path`` (after the user's own paths, never twice). lm-eval's
+  installed files are never modified.
 
 Opt out with ``CPI_AUTOLOAD=0``; ``--include_path "$(cpi tasks-path)"`` always works.
 Editable installs (``pip install -e``) do not ship the .pth: run ``cpi register`` once.
@@ -22,7 +27,8 @@ import os
 import sys
 from pathlib import Path
 
-TARGET_MODULE = "lm_eval.tasks.manager"
+TARGET_MODULES = ("lm_eval.tasks.manager", "lm_eval.tasks")  # 0.4.10+, and 0.4.9
+PLUGIN_GROUP_ATTR = "TASKS_ENTRY_POINT_GROUP"  # lm-eval with task plug-ins (PR #4015)
 ENV_SWITCH = "CPI_AUTOLOAD"
 
 
@@ -52,8 +58,11 @@ def _with_cpi_tasks(include_path):
 
 
 def patch_task_manager(module) -> None:
-    """Wrap ``module.TaskManager.__init__`` to index the cpi tasks too (idempotent)."""
-    cls = module.TaskManager
+    """Wrap ``module.TaskManager.__init__`` to index the cpi tasks too (idempotent); no-op
+    when lm-eval discovers task plug-ins itself (it then reads our entry point)."""
+    cls = getattr(module, "TaskManager", None)
+    if cls is None or hasattr(module, PLUGIN_GROUP_ATTR):
+        return
     if getattr(cls.__init__, "_cpi_patched", False):
         return
     original = cls.__init__
@@ -92,7 +101,7 @@ class _PatchingLoader(importlib.abc.Loader):
 
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if fullname != TARGET_MODULE:
+        if fullname not in TARGET_MODULES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
@@ -107,10 +116,10 @@ def install() -> None:
         return
     if any(isinstance(f, _Finder) for f in sys.meta_path):
         return
-    module = sys.modules.get(TARGET_MODULE)
-    if module is not None:  # already imported (unusual at start-up): patch in place
-        patch_task_manager(module)
-        return
+    for name in TARGET_MODULES:
+        module = sys.modules.get(name)
+        if module is not None:  # already imported (unusual at start-up): patch in place
+            patch_task_manager(module)
     sys.meta_path.insert(0, _Finder())
 
 

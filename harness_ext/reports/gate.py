@@ -5,33 +5,40 @@
 Both inputs are lm-eval results JSON files (``lm_eval --output_path`` writes them; so does
 ``cpi sweep`` under ``RUN_DIR/eval/``), or an ``--output_path`` folder holding one model's
 results (the newest is taken). The gate compares the unweighted mean of ``--metric`` over
-the cpi tasks both files report. ``--max-drop`` is in the metric's units: accuracies are
-fractions, so 0.05 allows the candidate to be up to 5 points below the baseline.
+the baseline's cpi tasks. ``--max-drop`` is in the metric's units: accuracies are fractions,
+so 0.05 allows the candidate to be up to 5 points below the baseline.
 
-Exit status: 0 pass, 1 the mean dropped by more than ``--max-drop``, 2 bad input (a file
-is missing or malformed, or the candidate lacks a task the baseline has).
+The gate never passes or fails on a wrong number. Every value of ``--metric`` in either file
+must be a finite number in the metric's range (accuracies: [0, 1]), and every stderr, when
+present, a finite number >= 0 (null or lm-eval's "N/A" means "not computed"). A NaN, "N/A",
+null, true/false, text or out-of-range value is bad input, whatever the flags. A baseline
+task missing from the candidate is bad input too, unless ``--allow-missing`` is given: then
+the missing tasks are listed and the gate compares the tasks both files report.
+
+Exit status:
+  0  pass: the mean dropped by at most --max-drop
+  1  regression: the mean dropped by more than --max-drop
+  2  invalid input (a missing or malformed file, a bad value naming file, task and metric,
+     a baseline task the candidate lacks, no shared task, a bad --max-drop) or any other error
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from cpi_bench.harness_ext.core.cli_args import ArgumentParser
-from cpi_bench.harness_ext.core.constants import (
-    CF_ACC,
-)
-from cpi_bench.harness_ext.core.errors import (
-    EXIT_FAIL,
-    EXIT_OK,
-    EXIT_USAGE,
-    CPIError,
-)
+from cpi_bench.harness_ext.core.constants import CF_ACC
+from cpi_bench.harness_ext.core.errors import EXIT_FAIL, EXIT_OK, CPIError
+from cpi_bench.harness_ext.core.files import atomic_write_json
 from cpi_bench.harness_ext.reports.results import (
+    checked_metric_by_task,
     load_lm_eval_results,
     mean_with_stderr,
+    metric_range,
     model_label,
     task_metrics,
 )
@@ -41,6 +48,8 @@ EPS = 1e-9
 
 
 def _resolve(path: Path, role: str) -> Path:
+    """The results file behind ``--baseline`` / ``--candidate``: the file itself, or the
+    newest ``results*.json`` of an lm-eval output folder holding one model."""
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.json") if p.name.startswith("results"))
         if len(files) == 0:
@@ -56,53 +65,80 @@ def _resolve(path: Path, role: str) -> Path:
     return path
 
 
-def metric_by_task(data: dict[str, Any], metric: str) -> dict[str, tuple[float, float | None]]:
-    """``{task: (value, stderr)}`` for the leaf tasks that report ``metric``."""
-    out = {}
-    for task, m in task_metrics(data).items():
-        if m.get(metric) is not None:
-            out[task] = (m[metric], m.get(f"{metric}_stderr"))
-    return out
+def check_max_drop(max_drop: float, metric: str) -> float:
+    """``--max-drop`` must be a finite number >= 0, and at most the metric's full range
+    (1 for accuracies, which are fractions: 0.05 = 5 points)."""
+    low, high = metric_range(metric)
+    if not math.isfinite(max_drop) or max_drop < 0:
+        raise CPIError(f"--max-drop {max_drop} is invalid (give a finite number >= 0)")
+    if max_drop > high - low:
+        raise CPIError(
+            f"--max-drop {max_drop} is larger than the range of {metric}; accuracies are "
+            "fractions (0.05 = 5 points)"
+        )
+    return max_drop
+
+
+def shared_tasks(
+    base: dict[str, Any],
+    cand: dict[str, Any],
+    metric: str,
+    allow_missing: bool,
+    candidate_source: str | Path = "candidate",
+) -> tuple[list[str], list[str]]:
+    """(tasks to compare, baseline tasks the candidate lacks), both sorted.
+
+    An incomplete evaluation must not pass: a missing task is an error unless
+    ``allow_missing``; even then at least one task must be shared.
+    """
+    missing = sorted(set(base) - set(cand))
+    tasks = sorted(set(base) & set(cand))
+    if missing and not allow_missing:
+        raise CPIError(
+            f"{candidate_source}: the candidate lacks {metric} for task(s) "
+            f"{', '.join(missing)} that the baseline has; evaluate both models on the same "
+            "tasks (or pass --allow-missing to compare the shared tasks only)"
+        )
+    if not tasks:
+        raise CPIError(
+            f"{candidate_source}: the candidate shares no task with {metric} with the "
+            f"baseline (baseline: "
+            f"{', '.join(sorted(base))}); evaluate both models on the same tasks"
+        )
+    return tasks, missing
 
 
 def gate(
-    baseline: dict[str, Any], candidate: dict[str, Any], metric: str, max_drop: float
+    baseline: dict[str, Any],
+    candidate: dict[str, Any],
+    metric: str,
+    max_drop: float,
+    *,
+    allow_missing: bool = False,
+    baseline_source: str | Path = "baseline",
+    candidate_source: str | Path = "candidate",
 ) -> dict[str, Any]:
-    """Compare two results dicts; the report says pass/fail and the per-task changes.
+    """Compare two lm-eval results dicts; the report says pass/fail and the per-task changes
+    (values in the metric's units: fractions for accuracies).
 
-    Raises :class:`CPIError` when the baseline has no task with ``metric`` or the
-    candidate lacks one of the baseline's tasks (an incomplete evaluation must not pass).
+    Raises :class:`CPIError` (naming the source, task and metric) for any invalid value, when
+    the baseline has no task with ``metric``, or when the candidate lacks a baseline task
+    (unless ``allow_missing``; then those tasks are skipped and listed in ``missing_tasks``).
     """
-    base = metric_by_task(baseline, metric)
-    cand = metric_by_task(candidate, metric)
+    base = checked_metric_by_task(baseline, baseline_source, metric)
+    cand = checked_metric_by_task(candidate, candidate_source, metric)
     if not base:
         raise CPIError(
-            f"the baseline reports no task with metric '{metric}'; evaluate cpi tasks "
-            "(e.g. --tasks cpi) or choose --metric from its metrics"
+            f"{baseline_source}: the baseline reports no task with metric '{metric}'; evaluate "
+            "cpi tasks (e.g. --tasks cpi) or choose --metric from its metrics"
         )
-    missing = sorted(set(base) - set(cand))
-    if missing:
-        raise CPIError(
-            f"the candidate lacks {metric} for task(s) {', '.join(missing)} that the baseline "
-            "has; evaluate both models on the same tasks"
-        )
-    tasks = sorted(base)
+    tasks, missing = shared_tasks(base, cand, metric, allow_missing, candidate_source)
     base_mean, base_se = mean_with_stderr(base[t] for t in tasks)
     cand_mean, cand_se = mean_with_stderr(cand[t] for t in tasks)
     drop = base_mean - cand_mean
-    rows = [
-        {
-            "task": t,
-            "baseline": base[t][0],
-            "candidate": cand[t][0],
-            "change": cand[t][0] - base[t][0],
-            "n_baseline": None,
-        }
-        for t in tasks
-    ]
     return {
         "metric": metric,
-        "tasks": rows,
+        "tasks": _task_rows(tasks, base, cand, baseline, candidate),
         "baseline_mean": base_mean,
         "baseline_stderr": base_se,
         "candidate_mean": cand_mean,
@@ -110,21 +146,46 @@ def gate(
         "drop": drop,
         "max_drop": max_drop,
         "passed": drop <= max_drop + EPS,
+        "missing_tasks": missing,
         "extra_candidate_tasks": sorted(set(cand) - set(base)),
     }
 
 
+def _task_rows(
+    tasks: list[str],
+    base: dict[str, tuple[float, float | None]],
+    cand: dict[str, tuple[float, float | None]],
+    baseline: dict[str, Any],
+    candidate: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One report row per compared task: both values, the change and the item counts."""
+    nb, nc = _sample_counts(baseline), _sample_counts(candidate)
+    return [
+        {
+            "task": t,
+            "baseline": base[t][0],
+            "candidate": cand[t][0],
+            "change": cand[t][0] - base[t][0],
+            "n_baseline": nb.get(t),
+            "n_candidate": nc.get(t),
+        }
+        for t in tasks
+    ]
+
+
 def _sample_counts(data: dict[str, Any]) -> dict[str, int | None]:
+    """``{task: items evaluated}`` (lm-eval's effective sample count)."""
     return {t: m.get("n") for t, m in task_metrics(data).items()}
 
 
 def render(report: dict[str, Any], base_name: str, cand_name: str) -> str:
-    """A plain-text report for CI logs (percentage points)."""
+    """A plain-text report for CI logs (values in percentage points)."""
     m = report["metric"]
+    rows = report["tasks"]
+    width = max([len("task"), *(len(r["task"]) for r in rows), len("mean")])
     lines = [f"cpi gate on {m}: baseline {base_name} vs candidate {cand_name}", ""]
-    width = max([len("task"), *(len(r["task"]) for r in report["tasks"]), len("mean")])
     lines.append(f"{'task':<{width}}  {'baseline':>9}  {'candidate':>9}  {'change':>8}")
-    for r in report["tasks"]:
+    for r in rows:
         flag = "  <- drop" if -r["change"] > report["max_drop"] + EPS else ""
         lines.append(
             f"{r['task']:<{width}}  {100 * r['baseline']:>8.1f}%  "
@@ -135,6 +196,12 @@ def render(report: dict[str, Any], base_name: str, cand_name: str) -> str:
         f"{100 * report['candidate_mean']:>8.1f}%  {-100 * report['drop']:>+7.1f}"
     )
     lines.append("")
+    if report["missing_tasks"]:
+        lines.append(
+            f"Skipped (the candidate lacks them; --allow-missing): "
+            f"{', '.join(report['missing_tasks'])}. The mean is over the {len(rows)} "
+            "shared task(s) above."
+        )
     verdict = "PASS" if report["passed"] else "FAIL"
     lines.append(
         f"{verdict}: mean {m} dropped by {100 * report['drop']:.1f} points "
@@ -143,14 +210,30 @@ def render(report: dict[str, Any], base_name: str, cand_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str]) -> int:
+def _warn_about(report: dict[str, Any]) -> None:
+    """Warnings a CI log should show without failing: skipped tasks, unequal item counts."""
+    if report["missing_tasks"]:
+        print(
+            f"cpi gate: warning: the candidate lacks {', '.join(report['missing_tasks'])}; "
+            "skipped (--allow-missing)",
+            file=sys.stderr,
+        )
+    for row in report["tasks"]:
+        if row["n_baseline"] != row["n_candidate"]:
+            print(
+                f"cpi gate: warning: {row['task']} was evaluated on {row['n_baseline']} items "
+                f"for the baseline and {row['n_candidate']} for the candidate (--limit?)",
+                file=sys.stderr,
+            )
+
+
+def build_parser() -> ArgumentParser:
+    """The ``cpi gate`` options; the module docstring is its --help text (exit codes too)."""
     parser = ArgumentParser(
         prog="cpi gate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--baseline",
-        required=True,
-        help="lm-eval results JSON of the reference model (e.g. last release)",
+        "--baseline", required=True, help="lm-eval results JSON of the reference model"
     )
     parser.add_argument(
         "--candidate", required=True, help="lm-eval results JSON of the model to release"
@@ -161,13 +244,19 @@ def main(argv: list[str]) -> int:
         dest="max_drop",
         type=float,
         required=True,
-        help="largest allowed fall of the mean metric, as a fraction (0.05 = 5 points)",
+        help="largest allowed fall of the mean metric, as a fraction (0.05 = 5 points); >= 0",
     )
     parser.add_argument(
         "--metric",
         default=CF_ACC,
-        help="metric averaged over the tasks both files report (default cf_acc; "
-        "e.g. cf_pref for the _choice tasks)",
+        help="metric averaged over the tasks (default cf_acc; e.g. cf_pref for _choice tasks)",
+    )
+    parser.add_argument(
+        "--allow-missing",
+        "--allow_missing",
+        dest="allow_missing",
+        action="store_true",
+        help="skip (and list) baseline tasks the candidate lacks instead of exiting 2",
     )
     parser.add_argument(
         "--json",
@@ -176,39 +265,32 @@ def main(argv: list[str]) -> int:
         metavar="FILE",
         help="also write the report as JSON here (for CI artifacts)",
     )
-    args = parser.parse_args(argv)
-    if not 0 <= args.max_drop <= 1:
-        print(
-            f"cpi gate: --max-drop {args.max_drop} is outside [0, 1]; accuracies are "
-            "fractions (0.05 = 5 points)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    try:
-        base_path = _resolve(Path(args.baseline), "baseline")
-        cand_path = _resolve(Path(args.candidate), "candidate")
-        baseline = load_lm_eval_results(base_path)
-        candidate = load_lm_eval_results(cand_path)
-        report = gate(baseline, candidate, args.metric, args.max_drop)
-    except CPIError as err:
-        print(f"cpi gate: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    nb, nc = _sample_counts(baseline), _sample_counts(candidate)
-    for row in report["tasks"]:
-        row["n_baseline"], row["n_candidate"] = nb.get(row["task"]), nc.get(row["task"])
-        if row["n_baseline"] != row["n_candidate"]:
-            print(
-                f"cpi gate: warning: {row['task']} was evaluated on {row['n_baseline']} items "
-                f"for the baseline and {row['n_candidate']} for the candidate (--limit?)",
-                file=sys.stderr,
-            )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run the gate; exit 0 pass, 1 regression. Bad input raises :class:`CPIError`, which
+    ``cpi`` prints as ``cpi gate: error: <message>`` with exit status 2."""
+    args = build_parser().parse_args(argv)
+    check_max_drop(args.max_drop, args.metric)
+    base_path = _resolve(Path(args.baseline), "baseline")
+    cand_path = _resolve(Path(args.candidate), "candidate")
+    baseline = load_lm_eval_results(base_path)
+    candidate = load_lm_eval_results(cand_path)
+    report = gate(
+        baseline,
+        candidate,
+        args.metric,
+        args.max_drop,
+        allow_missing=args.allow_missing,
+        baseline_source=base_path,
+        candidate_source=cand_path,
+    )
+    _warn_about(report)
+    report["baseline_source"], report["candidate_source"] = str(base_path), str(cand_path)
     sys.stdout.write(
         render(report, model_label(baseline, base_path), model_label(candidate, cand_path))
     )
     if args.json_out:
-        from cpi_bench.harness_ext.core.files import (
-            atomic_write_json,
-        )
-
         atomic_write_json(Path(args.json_out), report)
     return EXIT_OK if report["passed"] else EXIT_FAIL

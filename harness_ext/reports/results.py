@@ -6,6 +6,7 @@ imports torch or lm-eval, so reports stay fast and run where no model fits.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from cpi_bench.harness_ext.core.constants import (
     CF_ACC,
+    CF_PREF,
     CPI_KEY,
     DEFAULT_FILTER,
     ID_METRIC_PREFERENCE,
@@ -86,6 +88,93 @@ def task_metrics(data: dict[str, Any], include_groups: bool = False) -> dict[str
             n = entry.get("sample_len")
         metrics["n"] = int(n) if isinstance(n, (int, float)) else None
         out[task] = metrics
+    return out
+
+
+# ----------------------------------------------------------------------------- checked values
+
+# Metrics that are fractions in [0, 1]: every metric the cpi tasks report, and the usual
+# lm-eval accuracies. Any other metric must still be a finite number.
+FRACTION_METRICS = frozenset(
+    {CF_ACC, PARAM_ACC, CF_PREF, "acc", "acc_norm", "exact_match", "contains", "f1", "em"}
+)
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The closed interval a value of ``metric`` must lie in ([0, 1] for fractions)."""
+    name = metric.partition(",")[0]
+    return (0.0, 1.0) if name in FRACTION_METRICS else (-math.inf, math.inf)
+
+
+def _shown(value: Any) -> str:
+    """How a bad value reads in an error: as it is written in the JSON file."""
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, (bool, str)) or value is None:
+        return json.dumps(value)
+    return repr(value)
+
+
+def checked_value(value: Any, where: str, metric: str) -> float:
+    """``value`` as a float, or :class:`CPIError` naming ``where`` (file and task) and
+    ``metric`` unless it is a finite JSON number within :func:`metric_range`.
+
+    A report must never pass, fail or rank on a wrong number: NaN, "N/A", null, true/false,
+    text and out-of-range values are bad input, not something to skip silently.
+    """
+    low, high = metric_range(metric)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and math.isfinite(value) and low <= value <= high:
+        return float(value)
+    need = f"a number in [{low:g}, {high:g}]" if math.isfinite(high) else "a finite number"
+    raise CPIError(
+        f"{where}: {metric} is {_shown(value)}, not {need} "
+        "(re-evaluate this task, or fix or remove the value in the file)"
+    )
+
+
+def checked_stderr(value: Any, where: str, metric: str) -> float | None:
+    """A standard error as a float, None when absent (null, or the "N/A" lm-eval writes for a
+    stderr it did not compute: one item, or ``--bootstrap_iters 0``), else
+    :class:`CPIError` unless it is a finite number >= 0 (same units as ``metric``)."""
+    if value is None or value == "N/A":
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and math.isfinite(value) and value >= 0:
+        return float(value)
+    raise CPIError(
+        f"{where}: {metric}_stderr is {_shown(value)}, not a finite number >= 0 "
+        "(re-evaluate this task, or fix or remove the value in the file)"
+    )
+
+
+def _metric_keys(metric: str) -> tuple[str, str]:
+    """``cf_acc`` -> (``cf_acc,none``, ``cf_acc_stderr,none``); an explicit filter is kept."""
+    name, _, filt = metric.partition(",")
+    filt = filt or DEFAULT_FILTER
+    return f"{name},{filt}", f"{name}_stderr,{filt}"
+
+
+def checked_metric_by_task(
+    data: dict[str, Any], source: str | Path, metric: str
+) -> dict[str, tuple[float, float | None]]:
+    """``{task: (value, stderr)}`` for every leaf task of an lm-eval results dict whose entry
+    has ``metric`` (units of the metric; fractions for accuracies), each value checked.
+
+    Raises :class:`CPIError` naming ``source``, the task and the metric for any value or
+    stderr that :func:`checked_value` / :func:`checked_stderr` refuse.
+    """
+    key, stderr_key = _metric_keys(metric)
+    groups = group_names(data)
+    out: dict[str, tuple[float, float | None]] = {}
+    for task, entry in (data.get("results") or {}).items():
+        if task in groups or not isinstance(entry, dict) or key not in entry:
+            continue
+        where = f"{source}: task {task}"
+        out[task] = (
+            checked_value(entry[key], where, metric),
+            checked_stderr(entry.get(stderr_key), where, metric),
+        )
     return out
 
 

@@ -21,6 +21,7 @@ from cpi_bench.harness_ext.core.constants import (
     ATTENTION_COLUMN,
     CF_ACC,
     CF_PREF,
+    CPI_METRICS,
     ID_ACC,
     INVERSION_CSV,
     INVERSION_JSON,
@@ -39,11 +40,15 @@ from cpi_bench.harness_ext.core.files import (
     dump_json,
     read_json,
 )
+from cpi_bench.harness_ext.reports.plots import inversion_png
 from cpi_bench.harness_ext.reports.results import (
-    cpi_task_metrics,
+    checked_metric_by_task,
+    checked_stderr,
+    checked_value,
     is_lm_eval_results,
     mean_with_stderr,
     model_label,
+    task_metrics,
 )
 
 FORMATS = ("md", "csv", "latex", "json")
@@ -95,9 +100,16 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX.get(c, c) for c in text)
 
 
-def render_grid(headers: list[str], rows: list[list[str]], fmt: str, numeric_from: int = 1) -> str:
+def render_grid(
+    headers: list[str],
+    rows: list[list[str]],
+    fmt: str,
+    numeric_from: int = 1,
+    note: str | None = None,
+) -> str:
     """A text table: Markdown pipes, CSV, or a LaTeX ``tabular`` (columns from
-    ``numeric_from`` on are right-aligned)."""
+    ``numeric_from`` on are right-aligned). ``note`` is a sentence shown under a Markdown
+    table and as a last full-width row of a LaTeX one (CSV keeps only data)."""
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -108,19 +120,33 @@ def render_grid(headers: list[str], rows: list[list[str]], fmt: str, numeric_fro
         align = ["---" if i < numeric_from else "---:" for i in range(len(headers))]
         lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["", note] if note else []
         return "\n".join(lines) + "\n"
     if fmt == "latex":
-        spec = "".join("l" if i < numeric_from else "r" for i in range(len(headers)))
-        lines = [
-            f"\\begin{{tabular}}{{{spec}}}",
-            "\\hline",
-            " & ".join(latex_escape(h) for h in headers) + r" \\",
-            "\\hline",
-        ]
-        lines += [" & ".join(latex_escape(c) for c in r) + r" \\" for r in rows]
-        lines += ["\\hline", "\\end{tabular}"]
-        return "\n".join(lines) + "\n"
+        return _latex_grid(headers, rows, numeric_from, note)
     raise CPIError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _latex_grid(
+    headers: list[str], rows: list[list[str]], numeric_from: int, note: str | None
+) -> str:
+    """A LaTeX ``tabular`` with escaped cells; ``note`` as a full-width row below it."""
+    spec = "".join("l" if i < numeric_from else "r" for i in range(len(headers)))
+    lines = [
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\hline",
+        " & ".join(latex_escape(h) for h in headers) + r" \\",
+        "\\hline",
+    ]
+    lines += [" & ".join(latex_escape(c) for c in r) + r" \\" for r in rows]
+    lines.append("\\hline")
+    if note:
+        lines.append(
+            f"\\multicolumn{{{len(headers)}}}{{p{{0.9\\linewidth}}}}{{\\footnotesize "
+            f"{latex_escape(note)}}} \\\\"
+        )
+    lines.append("\\end{tabular}")
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- inversion tables
@@ -137,55 +163,37 @@ def _task_columns(data: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted(seen, key=lambda tm: (tm[1] == CF_PREF, tm[0], TASK_METRICS_SHOWN.index(tm[1])))
 
 
-def inversion_table(data: dict[str, Any], fmt: str) -> str:
-    """Render ``inversion.json`` as md / csv / latex / json text."""
-    if fmt == "json":
-        return dump_json(data)
-    rows = sorted(data["rows"], key=lambda r: r["step"])
+def _csv_task_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Every (task, metric) pair any row reports (CSV keeps them all, sorted)."""
+    return sorted(
+        {(t, m) for r in rows for t, ms in (r.get("tasks") or {}).items() for m in ms if m != "n"}
+    )
+
+
+def _inversion_csv(rows: list[dict[str, Any]]) -> str:
+    """CSV of the inversion rows: raw fractions, every task metric and ID task value."""
+    id_names = sorted({t for r in rows for t in (r.get("id_tasks") or {})})
+    mean_keys = [CF_ACC, PARAM_ACC, ID_ACC]
+    task_cols = _csv_task_columns(rows)
+    headers = ["step", "checkpoint", *(f"{k}{s}" for k in mean_keys for s in ("", "_stderr"))]
+    headers += [ATTENTION_COLUMN, *(f"{t}/{m}" for t, m in task_cols)]
+    headers += [f"{t}/id" for t in id_names]
+    body = []
+    for r in rows:
+        line = [r["step"], r.get("checkpoint")]
+        line += [r.get(f"{k}{s}") for k in mean_keys for s in ("", "_stderr")]
+        line.append(r.get(ATTENTION_COLUMN))
+        line += [(r.get("tasks") or {}).get(t, {}).get(m) for t, m in task_cols]
+        line += [(r.get("id_tasks") or {}).get(t, {}).get("value") for t in id_names]
+        body.append([_raw(v) for v in line])
+    return render_grid(headers, body, "csv")
+
+
+def _inversion_text(data: dict[str, Any], rows: list[dict[str, Any]], fmt: str) -> str:
+    """Markdown or LaTeX inversion table: percentages, means ± stderr, per-task columns."""
     has_id = any(r.get(ID_ACC) is not None for r in rows) or bool(data.get("id_tasks"))
     has_att = any(r.get(ATTENTION_COLUMN) is not None for r in rows)
     task_cols = _task_columns(data)
-    if fmt == "csv":
-        id_names = sorted({t for r in rows for t in (r.get("id_tasks") or {})})
-        headers = [
-            "step",
-            "checkpoint",
-            CF_ACC,
-            f"{CF_ACC}_stderr",
-            PARAM_ACC,
-            f"{PARAM_ACC}_stderr",
-            ID_ACC,
-            f"{ID_ACC}_stderr",
-            ATTENTION_COLUMN,
-        ]
-        all_task_cols = sorted(
-            {
-                (t, m)
-                for r in rows
-                for t, ms in (r.get("tasks") or {}).items()
-                for m in ms
-                if m != "n"
-            }
-        )
-        headers += [f"{t}/{m}" for t, m in all_task_cols]
-        headers += [f"{t}/id" for t in id_names]
-        body = []
-        for r in rows:
-            line = [
-                r["step"],
-                r.get("checkpoint"),
-                r.get(CF_ACC),
-                r.get(f"{CF_ACC}_stderr"),
-                r.get(PARAM_ACC),
-                r.get(f"{PARAM_ACC}_stderr"),
-                r.get(ID_ACC),
-                r.get(f"{ID_ACC}_stderr"),
-                r.get(ATTENTION_COLUMN),
-            ]
-            line += [(r.get("tasks") or {}).get(t, {}).get(m) for t, m in all_task_cols]
-            line += [(r.get("id_tasks") or {}).get(t, {}).get("value") for t in id_names]
-            body.append([_raw(v) for v in line])
-        return render_grid(headers, body, "csv")
     headers = ["step", "CF acc (%)", "param acc (%)"]
     if has_id:
         headers.append("ID acc (%)")
@@ -196,11 +204,8 @@ def inversion_table(data: dict[str, Any], fmt: str) -> str:
     ]
     body = []
     for r in rows:
-        line = [
-            str(r["step"]),
-            pct(r.get(CF_ACC), r.get(f"{CF_ACC}_stderr")),
-            pct(r.get(PARAM_ACC), r.get(f"{PARAM_ACC}_stderr")),
-        ]
+        line = [str(r["step"])]
+        line += [pct(r.get(k), r.get(f"{k}_stderr")) for k in (CF_ACC, PARAM_ACC)]
         if has_id:
             line.append(pct(r.get(ID_ACC), r.get(f"{ID_ACC}_stderr")))
         if has_att:
@@ -209,7 +214,18 @@ def inversion_table(data: dict[str, Any], fmt: str) -> str:
             cell = (r.get("tasks") or {}).get(t) or {}
             line.append(pct(cell.get(m), cell.get(f"{m}_stderr"), show_stderr=False))
         body.append(line)
-    table = render_grid(headers, body, fmt, numeric_from=1)
+    return render_grid(headers, body, fmt, numeric_from=1)
+
+
+def inversion_table(data: dict[str, Any], fmt: str) -> str:
+    """Render ``inversion.json`` as md / csv / latex / json text (md adds the summary
+    sentence and the checkpoints that were not evaluated)."""
+    if fmt == "json":
+        return dump_json(data)
+    rows = sorted(data["rows"], key=lambda r: r["step"])
+    if fmt == "csv":
+        return _inversion_csv(rows)
+    table = _inversion_text(data, rows, fmt)
     if fmt == "md":
         table += "\n" + summary_sentence(data.get("summary") or {}) + "\n"
         for f in data.get("failures") or []:
@@ -235,90 +251,6 @@ def summary_sentence(summary: dict[str, Any]) -> str:
         f"{summary.get('final_step')}. Rise {100 * summary['rise']:+.1f} points; drop "
         f"{100 * summary['drop']:.1f}{se_text} points, which {verdict}."
     )
-
-
-# ----------------------------------------------------------------------------- plot
-
-
-def inversion_png(data: dict[str, Any]) -> bytes:
-    """The paper's Figure 2 from ``inversion.json``: counterfactual and parametric accuracy
-    (%, left axis) against training steps, ID accuracy (%, right axis); with a second panel
-    for attention to context when measured."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    rows = sorted(data["rows"], key=lambda r: r["step"])
-    steps = [r["step"] for r in rows]
-    has_att = any(r.get(ATTENTION_COLUMN) is not None for r in rows)
-    fig, axes = plt.subplots(
-        1, 2 if has_att else 1, figsize=(10.5 if has_att else 6.4, 4.6), squeeze=False
-    )
-    ax = axes[0][0]
-
-    def series(key: str) -> tuple[list[int], list[float], list[float]]:
-        xs, ys, es = [], [], []
-        for r in rows:
-            if r.get(key) is not None:
-                xs.append(r["step"])
-                ys.append(100 * r[key])
-                es.append(100 * (r.get(f"{key}_stderr") or 0.0))
-        return xs, ys, es
-
-    handles = []
-    for key, label, style in (
-        (CF_ACC, "counterfactual acc", "-o"),
-        (PARAM_ACC, "parametric acc", "--s"),
-    ):
-        xs, ys, es = series(key)
-        if xs:
-            (line,) = ax.plot(xs, ys, style, label=label)
-            ax.fill_between(
-                xs,
-                [y - e for y, e in zip(ys, es, strict=True)],
-                [y + e for y, e in zip(ys, es, strict=True)],
-                alpha=0.15,
-                color=line.get_color(),
-            )
-            handles.append(line)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("accuracy on counterfactual items (%)")
-    ax.set_ylim(-2, 102)
-    xs, ys, _ = series(ID_ACC)
-    if xs:
-        ax2 = ax.twinx()
-        (line,) = ax2.plot(xs, ys, ":^", color="tab:green", label="ID acc (right)")
-        ax2.set_ylabel("ID accuracy (%)")
-        handles.append(line)
-    summary = data.get("summary") or {}
-    if summary.get("peak_step") is not None:
-        ax.axvline(summary["peak_step"], color="grey", lw=0.8, ls="--")
-    if handles:
-        ax.legend(
-            handles=handles,
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.14),
-            ncol=len(handles),
-            fontsize=8,
-            frameon=False,
-        )
-    run = (data.get("run") or {}).get("name") or ""
-    ax.set_title(f"Context-parametric inversion {run}".strip(), fontsize=10)
-    if steps:
-        ax.set_xticks(steps if len(steps) <= 12 else steps[:: max(1, len(steps) // 10)])
-    if has_att:
-        axa = axes[0][1]
-        xs, ys, _ = series(ATTENTION_COLUMN)
-        axa.plot(xs, ys, "-o", color="tab:purple")
-        axa.set_xlabel("training step")
-        axa.set_ylabel("attention on context (%)")
-        axa.set_title("attention from answer position to context", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def write_run_reports(run_dir: Path, data: dict[str, Any]) -> list[Path]:
@@ -386,29 +318,88 @@ def _results_files_in(folder: Path) -> list[Path]:
 
 
 def _entry_from_results(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    tasks = cpi_task_metrics(data)
+    """A leaderboard entry from an lm-eval results dict, every cf/param value checked
+    (fractions in [0, 1]; stderr finite and >= 0 when present), as ``cpi gate`` checks them."""
+    checked = {m: checked_metric_by_task(data, path, m) for m in CPI_METRICS}
+    counts = {t: m.get("n") for t, m in task_metrics(data).items()}
+    tasks: dict[str, dict[str, Any]] = {}
+    for task in sorted(set().union(*checked.values())):
+        cell: dict[str, Any] = {}
+        for metric, by_task in checked.items():
+            if task in by_task:
+                cell[metric], cell[f"{metric}_stderr"] = by_task[task]
+        tasks[task] = {**cell, "n": counts.get(task)}
     return {"model": model_label(data, path), "source": str(path), "tasks": tasks}
 
 
-def _entry_from_inversion(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
+def _checked_row_tasks(row: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    """The cpi tasks of one inversion row, their cf/param values checked like lm-eval's."""
+    tasks: dict[str, dict[str, Any]] = {}
+    for task, metrics in (row.get("tasks") or {}).items():
+        if not isinstance(metrics, dict) or not any(m in metrics for m in CPI_METRICS):
+            continue
+        where = f"{path}: step {row['step']}: task {task}"
+        cell: dict[str, Any] = {"n": metrics.get("n")}
+        for m in CPI_METRICS:
+            if m in metrics:
+                cell[m] = checked_value(metrics[m], where, m)
+                cell[f"{m}_stderr"] = checked_stderr(metrics.get(f"{m}_stderr"), where, m)
+        tasks[task] = cell
+    return tasks
+
+
+def _pick_row(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
+    """The row that stands for a run: ``final``, ``peak`` (highest cf_acc, earliest step) or
+    the row of step ``which``. Row means used to pick the peak are checked first."""
     rows = [r for r in data["rows"] if r.get(CF_ACC) is not None] or data["rows"]
     if not rows:
         raise CPIError(f"{path}: inversion.json has no rows; rerun 'cpi sweep'")
+    for r in rows:
+        if r.get(CF_ACC) is not None:
+            checked_value(r[CF_ACC], f"{path}: step {r['step']}", CF_ACC)
     rows = sorted(rows, key=lambda r: r["step"])
     if which == "peak":
-        row = max(rows, key=lambda r: (r.get(CF_ACC) or 0.0, -r["step"]))
-    elif which == "final":
-        row = rows[-1]
-    else:
-        matches = [r for r in rows if str(r["step"]) == which]
-        if not matches:
-            raise CPIError(
-                f"{path}: no row for step {which}; steps: {', '.join(str(r['step']) for r in rows)}"
-            )
-        row = matches[0]
+        return max(rows, key=lambda r: (r.get(CF_ACC) or 0.0, -r["step"]))
+    if which == "final":
+        return rows[-1]
+    matches = [r for r in rows if str(r["step"]) == which]
+    if not matches:
+        steps = ", ".join(str(r["step"]) for r in rows)
+        raise CPIError(f"{path}: no row for --run_step {which}; steps: {steps}")
+    return matches[0]
+
+
+def _entry_from_inversion(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
+    """A leaderboard entry for a swept run: its row ``which``, named ``run@step``."""
+    row = _pick_row(data, path, which)
     name = (data.get("run") or {}).get("name") or path.parent.name
-    tasks = {t: m for t, m in (row.get("tasks") or {}).items() if CF_ACC in m or PARAM_ACC in m}
+    tasks = _checked_row_tasks(row, path)
     return {"model": f"{name}@{row['step']}", "source": str(path), "tasks": tasks}
+
+
+def _entries_from_path(raw: str, run_step: str) -> list[dict[str, Any]]:
+    """The entries one command-line PATH stands for (see :func:`collect_entries`)."""
+    from cpi_bench.harness_ext.reports.inversion import load_inversion
+
+    path = Path(raw)
+    if path.is_dir():
+        if (path / INVERSION_JSON).is_file():
+            return [_entry_from_inversion(load_inversion(path), path / INVERSION_JSON, run_step)]
+        files = _results_files_in(path)
+        if not files:
+            raise CPIError(
+                f"{path}: neither a swept run folder (no {INVERSION_JSON}) nor an lm-eval "
+                "output folder (no results*.json inside)"
+            )
+        return [_entry_from_results(read_json(f), f) for f in files]
+    data = read_json(path, "results JSON")
+    if isinstance(data, dict) and isinstance(data.get("rows"), list):
+        return [_entry_from_inversion(load_inversion(path), path, run_step)]
+    if is_lm_eval_results(data):
+        return [_entry_from_results(data, path)]
+    raise CPIError(
+        f"{path}: neither an lm-eval results JSON (no 'results') nor an inversion.json (no 'rows')"
+    )
 
 
 def collect_entries(paths: list[str], run_step: str = "final") -> list[dict[str, Any]]:
@@ -416,37 +407,9 @@ def collect_entries(paths: list[str], run_step: str = "final") -> list[dict[str,
 
     A path is an lm-eval results JSON, an ``inversion.json``, a run folder (its
     inversion.json, row ``run_step``), or an lm-eval ``--output_path`` folder (the newest
-    results file of each model inside).
+    results file of each model inside). Every value is checked (:func:`checked_value`).
     """
-    from cpi_bench.harness_ext.reports.inversion import load_inversion
-
-    entries: list[dict[str, Any]] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            if (path / INVERSION_JSON).is_file():
-                inv = load_inversion(path)
-                entries.append(_entry_from_inversion(inv, path / INVERSION_JSON, run_step))
-                continue
-            files = _results_files_in(path)
-            if not files:
-                raise CPIError(
-                    f"{path}: neither a swept run folder (no {INVERSION_JSON}) nor an lm-eval "
-                    "output folder (no results*.json inside)"
-                )
-            for f in files:
-                entries.append(_entry_from_results(read_json(f), f))
-            continue
-        data = read_json(path, "results JSON")
-        if isinstance(data, dict) and isinstance(data.get("rows"), list):
-            entries.append(_entry_from_inversion(load_inversion(path), path, run_step))
-        elif is_lm_eval_results(data):
-            entries.append(_entry_from_results(data, path))
-        else:
-            raise CPIError(
-                f"{path}: neither an lm-eval results JSON (no 'results') nor an inversion.json "
-                "(no 'rows')"
-            )
+    entries = [e for raw in paths for e in _entries_from_path(raw, run_step)]
     counts: dict[str, int] = {}
     for e in entries:
         counts[e["model"]] = counts.get(e["model"], 0) + 1
@@ -456,70 +419,133 @@ def collect_entries(paths: list[str], run_step: str = "final") -> list[dict[str,
     return entries
 
 
-def compare_table(entries: list[dict[str, Any]], fmt: str, sort_by: str = CF_ACC) -> str:
-    """The leaderboard: one row per model, cf/param per cpi task and their means."""
+def shared_tasks(entries: list[dict[str, Any]]) -> list[str]:
+    """The tasks every model with any cpi task reports: the only set a mean may rank on.
+
+    Raises :class:`CPIError` when models report tasks but share none (nothing comparable).
+    """
+    sets = [set(e["tasks"]) for e in entries if e["tasks"]]
+    shared = sorted(set.intersection(*sets)) if sets else []
+    if len(sets) > 1 and not shared:
+        listing = "; ".join(
+            f"{e['model']}: {', '.join(sorted(e['tasks']))}" for e in entries if e["tasks"]
+        )
+        raise CPIError(
+            f"the models share no cpi task, so no mean can be compared ({listing}); "
+            "evaluate them on common tasks"
+        )
+    return shared
+
+
+def _mean_over(entry: dict[str, Any], tasks: list[str], metric: str) -> tuple[Any, Any]:
+    """(mean, stderr) of ``metric`` over ``tasks`` (fractions); (None, None) when the entry
+    lacks a value on one of them, since a mean over fewer tasks would not be comparable."""
+    cells = [entry["tasks"].get(t) or {} for t in tasks]
+    if not cells or any(c.get(metric) is None for c in cells):
+        return None, None
+    return mean_with_stderr((c[metric], c.get(f"{metric}_stderr")) for c in cells)
+
+
+def rank_entries(entries: list[dict[str, Any]], sort_by: str = CF_ACC) -> dict[str, Any]:
+    """The leaderboard as data: ``{"tasks", "shared_tasks", "models"}``, models ordered by
+    their mean ``sort_by`` over the shared tasks (best first) or by name; each model carries
+    its means (``cf_acc``, ``param_acc`` and stderrs, fractions) and ``missing_tasks``."""
     tasks = sorted({t for e in entries for t in e["tasks"]})
+    shared = shared_tasks(entries)
+    models = []
     for e in entries:
-        e[CF_ACC], e[f"{CF_ACC}_stderr"] = mean_with_stderr(
-            (m.get(CF_ACC), m.get(f"{CF_ACC}_stderr")) for m in e["tasks"].values()
-        )
-        e[PARAM_ACC], e[f"{PARAM_ACC}_stderr"] = mean_with_stderr(
-            (m.get(PARAM_ACC), m.get(f"{PARAM_ACC}_stderr")) for m in e["tasks"].values()
-        )
+        row = {**e, "missing_tasks": sorted(set(tasks) - set(e["tasks"]))}
+        for metric in CPI_METRICS:
+            row[metric], row[f"{metric}_stderr"] = _mean_over(e, shared, metric)
+        models.append(row)
     if sort_by == "model":
-        ordered = sorted(entries, key=lambda e: e["model"])
+        models.sort(key=lambda e: e["model"])
     else:
-        ordered = sorted(
-            entries, key=lambda e: (e.get(sort_by) is None, -(e.get(sort_by) or 0.0), e["model"])
-        )
-    if fmt == "json":
-        return dump_json({"tasks": tasks, "models": ordered})
-    headers = ["rank", "model"]
-    for t in tasks:
-        headers += [f"{t} cf", f"{t} param"]
-    headers += ["mean cf", "mean param"]
-    if fmt == "csv":
-        headers = ["rank", "model"] + [f"{t}/{m}" for t in tasks for m in (CF_ACC, PARAM_ACC)]
-        headers += [
-            f"mean_{CF_ACC}",
-            f"mean_{CF_ACC}_stderr",
-            f"mean_{PARAM_ACC}",
-            f"mean_{PARAM_ACC}_stderr",
-            "source",
-        ]
+        models.sort(key=lambda e: (e[sort_by] is None, -(e[sort_by] or 0.0), e["model"]))
+    return {"tasks": tasks, "shared_tasks": shared, "models": models}
+
+
+def _rank_labels(board: dict[str, Any], sort_by: str) -> list[str]:
+    """1, 2, ... per row; an en dash for a row with no mean to rank on."""
+    return [
+        DASH if sort_by != "model" and e[sort_by] is None else str(i)
+        for i, e in enumerate(board["models"], start=1)
+    ]
+
+
+def _compare_csv(board: dict[str, Any], sort_by: str) -> str:
+    """CSV leaderboard: raw fractions, the tasks each model lacks and those the means use."""
+    tasks, pairs = board["tasks"], [(CF_ACC, ""), (CF_ACC, "_stderr")]
+    pairs += [(PARAM_ACC, ""), (PARAM_ACC, "_stderr")]
+    headers = ["rank", "model", *(f"{t}/{m}" for t in tasks for m in CPI_METRICS)]
+    headers += [f"mean_{m}{s}" for m, s in pairs] + ["mean_over_tasks", "missing_tasks", "source"]
     body = []
-    for rank, e in enumerate(ordered, start=1):
-        if fmt == "csv":
-            line = [str(rank), e["model"]]
-            line += [_raw(e["tasks"].get(t, {}).get(m)) for t in tasks for m in (CF_ACC, PARAM_ACC)]
-            line += [
-                _raw(e[CF_ACC]),
-                _raw(e[f"{CF_ACC}_stderr"]),
-                _raw(e[PARAM_ACC]),
-                _raw(e[f"{PARAM_ACC}_stderr"]),
-                e["source"],
-            ]
-        else:
-            line = [str(rank), e["model"]]
-            for t in tasks:
-                m = e["tasks"].get(t, {})
-                line += [
-                    pct(m.get(CF_ACC), show_stderr=False),
-                    pct(m.get(PARAM_ACC), show_stderr=False),
-                ]
-            line += [
-                pct(e[CF_ACC], e[f"{CF_ACC}_stderr"]),
-                pct(e[PARAM_ACC], e[f"{PARAM_ACC}_stderr"]),
-            ]
+    for rank, e in zip(_rank_labels(board, sort_by), board["models"], strict=True):
+        line = [rank if rank != DASH else "", e["model"]]
+        line += [_raw(e["tasks"].get(t, {}).get(m)) for t in tasks for m in CPI_METRICS]
+        line += [_raw(e[f"{m}{s}"]) for m, s in pairs]
+        line += [";".join(board["shared_tasks"]), ";".join(e["missing_tasks"]), e["source"]]
         body.append(line)
-    return render_grid(headers, body, fmt, numeric_from=2)
+    return render_grid(headers, body, "csv")
 
 
-def main_compare(argv: list[str]) -> int:
+def _compare_note(board: dict[str, Any]) -> str:
+    """The sentence under a md / latex leaderboard: which tasks the means and ranks are over."""
+    shared = board["shared_tasks"]
+    if not shared:
+        return "No model reports a cpi task: nothing to rank."
+    text = f"Means and ranks are over the {len(shared)} task(s) every model reports: "
+    text += ", ".join(shared) + "."
+    lacking = [e for e in board["models"] if e["missing_tasks"]]
+    if lacking:
+        text += " Missing: " + "; ".join(
+            f"{e['model']} lacks {', '.join(e['missing_tasks'])}" for e in lacking
+        )
+        text += " (shown as " + DASH + ", left out of every mean)."
+    return text
+
+
+def _compare_text(board: dict[str, Any], fmt: str, sort_by: str) -> str:
+    """Markdown or LaTeX leaderboard in percentages, with a ``missing`` column when a model
+    lacks a task, and the note naming the tasks the means are over."""
+    tasks = board["tasks"]
+    any_missing = any(e["missing_tasks"] for e in board["models"])
+    headers = ["rank", "model", *(f"{t} {m}" for t in tasks for m in ("cf", "param"))]
+    headers += ["mean cf", "mean param"]
+    if any_missing:
+        headers.append("missing")
+    body = []
+    for rank, e in zip(_rank_labels(board, sort_by), board["models"], strict=True):
+        line = [rank, e["model"]]
+        for t in tasks:
+            cell = e["tasks"].get(t, {})
+            line += [pct(cell.get(m), show_stderr=False) for m in CPI_METRICS]
+        line += [pct(e[m], e[f"{m}_stderr"]) for m in CPI_METRICS]
+        if any_missing:
+            line.append(", ".join(e["missing_tasks"]) or DASH)
+        body.append(line)
+    return render_grid(headers, body, fmt, numeric_from=2, note=_compare_note(board))
+
+
+def compare_table(entries: list[dict[str, Any]], fmt: str, sort_by: str = CF_ACC) -> str:
+    """The leaderboard: one row per model, cf/param per cpi task and their means over the
+    tasks all models share (see :func:`rank_entries`), as md / csv / latex / json text."""
+    board = rank_entries(entries, sort_by)
+    if fmt == "json":
+        return dump_json(board)
+    if fmt == "csv":
+        return _compare_csv(board, sort_by)
+    return _compare_text(board, fmt, sort_by)
+
+
+def build_compare_parser() -> ArgumentParser:
+    """The ``cpi compare`` options."""
     parser = ArgumentParser(
         prog="cpi compare",
         description="Leaderboard across models or runs: counterfactual (cf) and parametric "
-        "accuracy (%) per cpi task and their mean, one row per model, best cf first.",
+        "accuracy (%) per cpi task, and their means over the tasks every model reports (the "
+        "ranking uses only those), one row per model, best cf first. Every value must be a "
+        "finite fraction in [0, 1], else exit 2 naming the file, task and metric.",
     )
     parser.add_argument(
         "paths",
@@ -541,7 +567,12 @@ def main_compare(argv: list[str]) -> int:
         help="for run folders: which row stands for the run: final, peak, or a step number",
     )
     parser.add_argument("--output", default=None, help="write here instead of printing")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main_compare(argv: list[str]) -> int:
+    """``cpi compare``: print or write the leaderboard; bad input exits 2 (one line)."""
+    args = build_compare_parser().parse_args(argv)
     try:
         entries = collect_entries(args.paths, run_step=args.run_step)
         text = compare_table(entries, args.format, sort_by=args.sort_by)
@@ -552,7 +583,7 @@ def main_compare(argv: list[str]) -> int:
         if not e["tasks"]:
             print(
                 f"cpi compare: warning: {e['source']} has no cf_acc/param_acc task; its row "
-                "is empty",
+                "is empty and unranked",
                 file=sys.stderr,
             )
     if args.output:

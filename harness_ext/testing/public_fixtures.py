@@ -1,9 +1,8 @@
 """Small synthetic stand-ins for the public data files, so that tests and benchmarks run
 without the public data (a plain clone has no ``CPI_DATA_DIR``, and CI is offline):
 
-    python -c "from cpi_bench.harness_ext.testing.public_fixtures import write_fixture_data; \\
-write_fixture_data('cpi_data')"
-    CPI_DATA_DIR=cpi_data lm_eval run --tasks cpi ...
+    python -c "import cpi_bench.harness_ext.testing.public_fixtures as f; f.write_fixture_data('d')"
+    CPI_DATA_DIR=d lm_eval run --include_path "$(cpi tasks-path)" --tasks cpi ...
 
 :func:`write_fixture_data` writes one file per public source under its public name and in
 its public schema (see :data:`cpi_bench.tasks.sources.SOURCES`):
