@@ -10,12 +10,21 @@ Every task row has four canonical columns:
     question      the question ("" for quotes)
     cf_answer     the answer the context supports (counterfactual / context answer)
     param_answer  the answer a model memorised in pretraining (parametric answer)
+
+Sets whose answers have several accepted forms (NQ-Swap) add two list columns:
+
+    cf_answers    every accepted context answer (cf_answer is the first)
+    param_answers every accepted memorised answer (param_answer is the first)
+
+Scoring counts any listed alternative; rows without the lists have one alternative each.
 """
 
 from __future__ import annotations
 
 # Canonical column names (the only names prompts and scorers use).
 CONTEXT, QUESTION, CF_ANSWER, PARAM_ANSWER = "context", "question", "cf_answer", "param_answer"
+# Optional list columns: all accepted alternatives of each answer (see the module docstring).
+CF_ANSWERS, PARAM_ANSWERS = "cf_answers", "param_answers"
 
 # The paper's context-adherence instruction (instructed variants).
 QA_INSTRUCTION = "Answer the question based on the context only."

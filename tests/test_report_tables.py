@@ -222,3 +222,163 @@ def test_compare_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     (tmp_path / "empty").mkdir()
     assert cli.main(["compare", str(tmp_path / "empty")]) == 2
     assert "no results*.json inside" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- shared tasks
+
+
+def _results_file(path: Path, model: str, cf: dict[str, float]) -> Path:
+    """An lm-eval results JSON for ``model`` with the given cf_acc per task (param 0.2)."""
+    data = step_results(0, cf, dict.fromkeys(cf, 0.2))
+    del data["cpi"]
+    data["model_name"] = model
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_compare_ranks_on_the_tasks_every_model_shares(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """alpha has an extra, easy task: over all its tasks alpha's mean (65) beats beta's (60);
+    over the two both report, beta (60) beats alpha (50). The ranking must use the latter."""
+    alpha = _results_file(
+        tmp_path / "alpha.json",
+        "org/alpha",
+        {"cpi_capitals": 0.5, "cpi_quotes": 0.5, "cpi_bio": 0.95},
+    )
+    beta = _results_file(
+        tmp_path / "beta.json", "org/beta", {"cpi_capitals": 0.6, "cpi_quotes": 0.6}
+    )
+    assert cli.main(["compare", str(alpha), str(beta), "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith("| ") and "rank" not in ln]
+    assert [ln.split(" | ")[1] for ln in lines] == ["org/beta", "org/alpha"]
+    assert lines[0].startswith("| 1 | org/beta | – | – | 60.0 | 20.0 | 60.0 | 20.0 | 60.0 ± ")
+    assert "| 50.0 ± " in lines[1] and "| 65.0" not in lines[1]
+    assert lines[0].endswith("| cpi_bio |") and lines[1].endswith("| – |")  # missing column
+    assert "over the 2 task(s) every model reports: cpi_capitals, cpi_quotes." in out
+    assert "org/beta lacks cpi_bio" in out
+
+    assert cli.main(["compare", str(alpha), str(beta), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["model"] for r in rows] == ["org/beta", "org/alpha"]
+    assert float(rows[1]["mean_cf_acc"]) == pytest.approx(0.5)
+    assert rows[0]["mean_over_tasks"] == "cpi_capitals;cpi_quotes"
+    assert rows[0]["missing_tasks"] == "cpi_bio" and rows[1]["missing_tasks"] == ""
+
+    assert cli.main(["compare", str(alpha), str(beta), "--format", "json"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert board["shared_tasks"] == ["cpi_capitals", "cpi_quotes"]
+    assert [m["missing_tasks"] for m in board["models"]] == [["cpi_bio"], []]
+
+    assert cli.main(["compare", str(alpha), str(beta), "--format", "latex"]) == 0
+    assert "every model reports: cpi\\_capitals, cpi\\_quotes" in capsys.readouterr().out
+
+
+def test_compare_exits_2_when_no_task_is_shared(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    a = _results_file(tmp_path / "a.json", "org/a", {"cpi_capitals": 0.5})
+    b = _results_file(tmp_path / "b.json", "org/b", {"cpi_quotes": 0.9})
+    assert cli.main(["compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cpi compare: error: the models share no cpi task")
+    assert "org/a: cpi_capitals" in err and "org/b: cpi_quotes" in err
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(float("nan"), "NaN"), ("N/A", '"N/A"'), (None, "null"), (True, "true"), (1.5, "1.5")],
+)
+def test_compare_exits_2_on_a_wrong_value_in_a_results_file(
+    value: object, shown: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Before: NaN and "N/A" became a silently empty cell (and a mean over one task less);
+    1.5 was ranked as 150%."""
+    good = _results_file(tmp_path / "good.json", "org/good", {"cpi_capitals": 0.5})
+    data = json.loads(
+        _results_file(tmp_path / "bad.json", "org/bad", {"cpi_capitals": 0.5}).read_text()
+    )
+    data["results"]["cpi_capitals"]["cf_acc,none"] = value
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    assert cli.main(["compare", str(good), str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"cpi compare: error: {tmp_path / 'bad.json'}: task cpi_capitals: ")
+    assert f"cf_acc is {shown}," in err and len(err.splitlines()) == 1
+
+
+def test_compare_exits_2_on_a_wrong_value_in_an_inversion_json(
+    inversion: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    write_run_reports(tmp_path, inversion)
+    data = json.loads((tmp_path / INVERSION_JSON).read_text())
+    data["rows"][-1]["tasks"]["cpi_quotes"]["param_acc"] = float("nan")
+    (tmp_path / INVERSION_JSON).write_text(json.dumps(data))
+    assert cli.main(["compare", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / INVERSION_JSON}: step 400: task cpi_quotes: param_acc is NaN" in err
+    data["rows"][-1]["tasks"]["cpi_quotes"]["param_acc"] = 0.3
+    data["rows"][1]["cf_acc"] = -0.5  # a row mean the peak would be chosen on
+    (tmp_path / INVERSION_JSON).write_text(json.dumps(data))
+    assert cli.main(["compare", str(tmp_path), "--run_step", "peak"]) == 2
+    assert "step 100: cf_acc is -0.5" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the plot
+
+
+def _run_with_steps(steps: list[int], name: str = "tulu-lora") -> dict:
+    by_step = {
+        s: step_results(
+            s,
+            {"cpi_capitals": 0.3 + 0.4 * (i % 5) / 5, "cpi_quotes": 0.4},
+            {"cpi_capitals": 0.5, "cpi_quotes": 0.3 - 0.01 * i},
+            id_scores={"arc_challenge": 0.4 + 0.001 * i},
+        )
+        for i, s in enumerate(steps)
+    }
+    return build_inversion(by_step, id_tasks=["arc_challenge"], run={"name": name})
+
+
+@pytest.mark.parametrize("n_steps", [1, 25])
+def test_inversion_plot_is_readable(n_steps: int) -> None:
+    """The PNG decodes; at most 8 integer step ticks whose labels do not overlap (the old
+    plot printed "100150200"); title, units, legend below the axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    from cpi_bench.harness_ext.reports.plots import inversion_figure, inversion_png
+
+    # Uneven spacing, as checkpoints saved often early on: 0, 10, 20, 30, 50, 100, 150, ...
+    steps = [0, 10, 20, 30, *range(50, 50 * (n_steps - 3), 50)][:n_steps]
+    data = _run_with_steps(steps)
+    png = inversion_png(data)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plt.imread(io.BytesIO(png)).shape[:2] == (600, 864)  # 7.2 x 5 inches at 120 dpi
+
+    fig = inversion_figure(data)
+    try:
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert 1 <= len(ticks) <= 8 and all(float(t).is_integer() for t in ticks)
+        boxes = [lab.get_window_extent() for lab in ax.get_xticklabels() if lab.get_text() != ""]
+        assert all(not a.overlaps(b) for a, b in zip(boxes, boxes[1:], strict=False))
+        assert ax.get_title() == "Context reliance during finetuning: tulu-lora"
+        assert ax.get_xlabel() == "training step" and ax.get_ylabel() == "accuracy (fraction)"
+        assert fig.axes[1].get_ylabel() == "ID accuracy (fraction)"  # the second axis
+        legend = fig.legends[0]
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert labels[0].startswith("counterfactual acc") and "± stderr" in labels[1]
+        assert legend.get_window_extent().y1 <= ax.get_window_extent().y0  # below the curves
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(bands) == (2 if n_steps > 1 else 0)  # cf and param ± stderr
+    finally:
+        plt.close(fig)
+
+
+def test_plot_title_without_a_run_name() -> None:
+    from cpi_bench.harness_ext.reports.plots import plot_title
+
+    assert plot_title({"run": {}}) == "Context reliance during finetuning"

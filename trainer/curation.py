@@ -218,19 +218,55 @@ def _question_entities(question: str) -> list[str]:
     return [m.group(1).rstrip(".?!,;:") for m in _PROPER_NOUN.finditer(body)]
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
+def _read_records(path: Path) -> list[Any]:
+    """The records of an --overlap_file; bad JSON or non-UTF-8 text is an error naming the
+    line (json's own message would not name the file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = err.object.count(b"\n", 0, err.start) + 1
+        raise CPIError(
+            f"--overlap_file {path} line {line} is not UTF-8 text; re-save the file as UTF-8"
+        ) from None
     if path.suffix == ".jsonl":
-        return [
-            json.loads(line)
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-    data = json.loads(path.read_text(encoding="utf-8"))
+        lines = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+    else:
+        lines = [(1, text)]
+    records: list[Any] = []
+    for first, chunk in lines:
+        try:
+            records.append(json.loads(chunk))
+        except json.JSONDecodeError as err:
+            raise CPIError(
+                f"--overlap_file {path} line {first + err.lineno - 1} is not valid JSON "
+                f"({err.msg}); fix or remove it"
+            ) from None
+    if path.suffix == ".jsonl":
+        return records
+    data = records[0]
     if isinstance(data, dict):
         data = data.get("data") or data.get("rows") or list(data.values())
     if not isinstance(data, list):
         raise CPIError(f"{path} holds no list of records; give a JSON list or JSON lines")
     return data
+
+
+def _record_entities(path: Path, rec: Any) -> list[str]:
+    """Answers (strings, or lists of aliases) and question entities of one evaluation record."""
+    if isinstance(rec, str):
+        return [rec]
+    if not isinstance(rec, dict):
+        raise CPIError(
+            f"--overlap_file {path} holds a record that is {type(rec).__name__}, not an object "
+            "or a string; give evaluation records (answer, question, ...) or entity strings"
+        )
+    found = []
+    for key in EVAL_ANSWER_FIELDS:
+        value = rec.get(key)
+        found += [str(v) for v in (value if isinstance(value, list) else [value]) if v]
+    if rec.get(SQUAD_QUESTION):
+        found += _question_entities(str(rec[SQUAD_QUESTION]))
+    return found
 
 
 def load_entities(entities: str | None, path: str | None) -> tuple[str, ...]:
@@ -248,12 +284,7 @@ def load_entities(entities: str | None, path: str | None) -> tuple[str, ...]:
             found += [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
         elif p.suffix in {".json", ".jsonl"}:
             for rec in _read_records(p):
-                if isinstance(rec, str):
-                    found.append(rec)
-                    continue
-                found += [str(rec[k]) for k in EVAL_ANSWER_FIELDS if rec.get(k)]
-                if rec.get(SQUAD_QUESTION):
-                    found += _question_entities(str(rec[SQUAD_QUESTION]))
+                found += _record_entities(p, rec)
         else:
             raise CPIError(
                 f"--overlap_file {path}: use a .txt (one entity per line), .json or .jsonl file"
@@ -328,14 +359,17 @@ def load_counterfactuals(path: str | None, seed: int) -> list[dict[str, Any]]:
             "cf_augment needs --cf_augment_source FILE (cpi schema: context, "
             "question, answer; or SQuAD: context, question, answers)"
         )
-    from .schema import is_local_file, load_source
+    from .schema import check_text_features, is_local_file, load_source
 
     if is_local_file(path) and not Path(path).is_file():
         raise CPIError(
             f"--cf_augment_source {path} not found; pass an existing .jsonl/.json/.parquet file"
         )
-    ds = load_source(path)
-    schema = detect_schema(ds.column_names, f"--cf_augment_source {path}", allowed=("cpi", "squad"))
+    allowed = ("cpi", "squad")
+    ds = load_source(path, allowed=allowed)  # a JSON file's answers are checked to be text
+    source = f"--cf_augment_source {path}"
+    schema = detect_schema(ds.column_names, source, allowed=allowed)
+    check_text_features(ds, schema, source)
     if schema.name == "cpi":
         return [
             {

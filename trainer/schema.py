@@ -15,9 +15,10 @@ none of them, or only part of one, fails with a one-line error naming the missin
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,27 +149,264 @@ def is_local_file(name: str) -> bool:
     return Path(name).suffix.lower() in LOCAL_SUFFIXES
 
 
-def load_source(name: str, split: str = "train", config_name: str | None = None) -> Dataset:
-    """Load a local ``.jsonl``/``.json``/``.parquet`` file or a hub dataset as one split."""
-    from datasets import load_dataset
+# Suffixes that mean "a data file" even when no such file exists (so the name is a typo, not
+# a hub id); datasets would read some of them, but cpi train does not: one reader per format.
+_OTHER_DATA_SUFFIXES = {".csv", ".tsv", ".txt", ".xls", ".xlsx", ".arrow", ".gz", ".zip", ".bz2"}
+_SUPPORTED = ".jsonl/.json/.parquet"
 
-    if is_local_file(name):
-        path = Path(name)
+
+def load_source(
+    name: str,
+    split: str = "train",
+    config_name: str | None = None,
+    allowed: tuple[str, ...] | None = None,
+) -> Dataset:
+    """Load a local ``.jsonl``/``.json``/``.parquet`` file or a hub dataset as one split.
+
+    A local JSON file is read once in Python first (``check_json_file``): datasets reports a
+    bad line as "error in row 0" and quietly re-encodes a column with mixed types, so each
+    problem is caught here with its line number. ``allowed`` restricts the schemas a local
+    file is checked against (see ``detect_schema``).
+    """
+    path = Path(name).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in LOCAL_SUFFIXES and (path.is_file() or suffix in _OTHER_DATA_SUFFIXES):
+        raise CPIError(
+            f"dataset file {name} has type {suffix or '(no suffix)'}, which cpi train does not "
+            f"read; convert it to {_SUPPORTED} (e.g. JSON Lines: one object per line with the "
+            "schema's columns)"
+        )
+    if suffix in LOCAL_SUFFIXES:
         if not path.is_file():
             raise CPIError(
-                f"dataset file {name} not found; pass an existing .jsonl/.json/.parquet file "
+                f"dataset file {name} not found; pass an existing {_SUPPORTED} file "
                 "or a hub id such as tatsu-lab/alpaca"
             )
-        builder = LOCAL_SUFFIXES[path.suffix.lower()]
-        return load_dataset(builder, data_files=str(path), split="train")
+        if path.stat().st_size == 0:
+            raise CPIError(f"dataset file {name} is empty; give a {_SUPPORTED} file with examples")
+        if suffix != ".parquet":
+            check_json_file(path, allowed)
+        return _load_local(path, LOCAL_SUFFIXES[suffix])
     if os.path.isdir(name):
+        raise CPIError(f"dataset {name} is a folder; pass one {_SUPPORTED} file or a hub id")
+    return _load_hub(name, split, config_name)
+
+
+def _load_local(path: Path, builder: str) -> Dataset:
+    """``load_dataset`` for a checked local file; a failure left is one line naming the file."""
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(builder, data_files=str(path), split="train")
+    except CPIError:
+        raise
+    except Exception as err:  # noqa: BLE001 - arrow/datasets raise many types for bad files
         raise CPIError(
-            f"dataset {name} is a folder; pass one .jsonl/.json/.parquet file or a hub id"
-        )
+            f"dataset file {path} could not be read as {builder} ({_first_line(err)}); check "
+            f"that it is a valid {builder} file, or convert it to JSON Lines"
+        ) from err
+
+
+def _load_hub(name: str, split: str, config_name: str | None) -> Dataset:
+    """A hub dataset's split (the paper's datasets map "train" to their training split)."""
+    from datasets import load_dataset
+
     hub = HUB_DATASETS.get(name)
     if hub is not None and split == "train":
         split = hub.split
-    return load_dataset(name, config_name, split=split)
+    try:
+        return load_dataset(name, config_name, split=split)
+    except CPIError:
+        raise
+    except Exception as err:  # noqa: BLE001 - hub, network and builder errors alike
+        raise CPIError(
+            f"dataset {name} (split {split}) could not be loaded ({_first_line(err)}); check the "
+            f"hub id and --dataset_train_split, or pass a local {_SUPPORTED} file"
+        ) from err
+
+
+def _first_line(err: BaseException) -> str:
+    cause = err.__cause__ or err.__context__
+    text = str(err).strip() or (str(cause).strip() if cause else "") or type(err).__name__
+    return text.splitlines()[0][:300]
+
+
+# --- the checks of a local JSON file ---------------------------------------------------------
+
+# Text columns hold JSON strings (or null, read as ""), never numbers, booleans, lists or
+# objects. Why an error rather than a conversion: datasets stores a column whose rows mix
+# strings and numbers as JSON text and then quotes EVERY string target ("Paris" -> '"Paris"'),
+# so one stray number silently changes the whole training set; converting the numbers
+# ourselves would have to pick a spelling (1e3 or 1000.0? true or True?) for text the model is
+# trained to produce. A number in a text field is a data mistake as often as not (an id or a
+# year left unquoted), and the fix, quoting it, is one edit the author can check.
+TEXT_COLUMNS = frozenset(
+    {
+        ALPACA_INSTRUCTION,
+        ALPACA_INPUT,
+        ALPACA_OUTPUT,
+        PROMPT,
+        COMPLETION,
+        SQUAD_CONTEXT,
+        SQUAD_QUESTION,
+        CPI_ANSWER,
+    }
+)
+
+
+def _describe(value: Any) -> str:
+    """``a number (7)``, ``a list (["a", "b"])``: what a JSON value is, shortened."""
+    kinds = {bool: "a boolean", int: "a number", float: "a number", list: "a list"}
+    kinds[dict] = "an object"
+    text = json.dumps(value, ensure_ascii=False)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{kinds.get(type(value), type(value).__name__)} ({text})"
+
+
+def _text_problem(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return None
+    return f"is {_describe(value)}, not text; give a JSON string (quote it)"
+
+
+def _messages_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return f"is {_describe(value)}; give a list of {{role, content}} objects"
+    for i, message in enumerate(value):
+        if not isinstance(message, dict):
+            return f"turn {i} is {_describe(message)}; each turn is a {{role, content}} object"
+        for key in (ROLE, CONTENT):
+            if _text_problem(message.get(key)) is not None:
+                return f"turn {i}'s {key} is {_describe(message[key])}; give a JSON string"
+    return None
+
+
+def _answers_problem(value: Any) -> str | None:
+    """SQuAD answers: {"text": [str, ...], "answer_start": [int, ...]}, a list of
+    {"text", "answer_start"} objects, or one string."""
+    if value is None or isinstance(value, str):
+        return None
+    if isinstance(value, dict):
+        texts = value.get(SQUAD_ANSWER_TEXT)
+        texts = texts if isinstance(texts, list) else [texts]
+    elif isinstance(value, list):
+        texts = [a.get(SQUAD_ANSWER_TEXT) if isinstance(a, dict) else a for a in value]
+    else:
+        return f'is {_describe(value)}; give {{"text": ["..."], "answer_start": [0]}}'
+    bad = next((t for t in texts if t is not None and not isinstance(t, str)), None)
+    if bad is not None:
+        return f"holds an answer text that is {_describe(bad)}; give JSON strings"
+    return None
+
+
+_FIELD_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    **dict.fromkeys(TEXT_COLUMNS, _text_problem),
+    MESSAGES: _messages_problem,
+    SQUAD_ANSWERS: _answers_problem,
+}
+
+
+@dataclass
+class JsonFileProfile:
+    """What one pass over a JSON file found: its columns (in order of appearance), its row
+    count, and per checked column the first row whose value is wrong: (where, what)."""
+
+    columns: dict[str, None] = field(default_factory=dict)
+    rows: int = 0
+    problems: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def add(self, where: str, row: Any) -> None:
+        """Count one row; remember its columns and the first problem of each column."""
+        if not isinstance(row, dict):
+            raise CPIError(
+                f"{where} is {_describe(row)}, not a JSON object; give one object per row"
+            )
+        self.rows += 1
+        for key, value in row.items():
+            self.columns.setdefault(key)
+            check = _FIELD_CHECKS.get(key)
+            if check is not None and key not in self.problems:
+                problem = check(value)
+                if problem is not None:
+                    self.problems[key] = (where, problem)
+
+
+def check_json_file(path: Path, allowed: tuple[str, ...] | None = None) -> JsonFileProfile:
+    """Read a ``.jsonl``/``.json`` file once: UTF-8, valid JSON on every line, one object per
+    row, and the text fields of its schema hold strings; each error names the line."""
+    profile = _profile_json(path)
+    if profile.rows == 0:
+        raise CPIError(f"dataset file {path} has no rows; give a {_SUPPORTED} file with examples")
+    schema = detect_schema(list(profile.columns), str(path), allowed)
+    for column in schema.columns:
+        if column in profile.problems:
+            where, problem = profile.problems[column]
+            raise CPIError(f"{where}: field {column!r} {problem} (the {schema.name} schema)")
+    return profile
+
+
+def _profile_json(path: Path) -> JsonFileProfile:
+    """A JSON array (``.json``: rows are named "row N") or JSON Lines ("line N")."""
+    profile = JsonFileProfile(columns={})
+    if path.suffix.lower() == ".json":
+        whole = _parse_whole_json(path)
+        if whole is not None:
+            rows = whole if isinstance(whole, list) else [whole]
+            for i, row in enumerate(rows, 1):
+                profile.add(f"dataset file {path} row {i}", row)
+            return profile
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            where = f"dataset file {path} line {n}"
+            line = _decode(raw, where)
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise CPIError(
+                    f"{where} is not valid JSON ({err.msg} at column {err.colno}); fix or "
+                    "remove that line (JSON Lines: one complete object per line)"
+                ) from None
+            profile.add(where, row)
+    return profile
+
+
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CPIError(_not_utf8(where, raw, err.start)) from None
+
+
+def _not_utf8(where: str, data: bytes, offset: int) -> str:
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return (
+        f"{where} is not UTF-8 text (byte 0x{data[offset]:02x} at column {column}); re-save "
+        "the file as UTF-8, e.g. iconv -f latin1 -t utf-8"
+    )
+
+
+def _parse_whole_json(path: Path) -> Any:
+    """The parsed file when it is one JSON document (an array of rows, pretty-printed or
+    not); None when it is JSON Lines, which datasets also accepts under ``.json``."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise CPIError(_not_utf8(f"dataset file {path} line {line}", data, err.start)) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        if text.lstrip().startswith("["):
+            raise CPIError(
+                f"dataset file {path} line {err.lineno} is not valid JSON ({err.msg} at column "
+                f"{err.colno}); fix the file (a JSON array of row objects, or JSON Lines)"
+            ) from None
+        return None
 
 
 # --- conversion of each source schema to canonical rows -------------------------------------
@@ -255,8 +493,35 @@ def canonical_features():
     )
 
 
-def to_canonical(ds: Dataset, schema: SourceSchema) -> tuple[Dataset, int]:
-    """Convert ``ds`` to canonical rows; drop rows without a response. Returns (rows, dropped)."""
+def check_text_features(ds: Dataset, schema: SourceSchema, source: str) -> None:
+    """Parquet and hub data carry column types: a text column of numbers (or lists) is the
+    same mistake as in a JSON file, and would be silently stringified by the conversion."""
+    from datasets import Value
+
+    for column in schema.columns:
+        feature = ds.features.get(column)
+        if column not in TEXT_COLUMNS or feature is None:
+            continue
+        if not (isinstance(feature, Value) and feature.dtype in _TEXT_DTYPES):
+            kind = feature.dtype if isinstance(feature, Value) else type(feature).__name__
+            raise CPIError(
+                f"dataset {source}: column {column!r} holds {kind} values, not text; store it "
+                f"as strings (the {schema.name} schema)"
+            )
+
+
+_TEXT_DTYPES = {"string", "large_string", "null"}
+
+
+def to_canonical(
+    ds: Dataset, schema: SourceSchema, source: str | None = None
+) -> tuple[Dataset, int]:
+    """Convert ``ds`` to canonical rows; drop rows without a response. Returns (rows, dropped).
+
+    ``source`` (the dataset's name) turns on the column-type check and names it in errors.
+    """
+    if source is not None:
+        check_text_features(ds, schema, source)
     convert = CONVERTERS[schema.name]
     out = ds.map(
         convert,

@@ -35,24 +35,34 @@ def series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]
     return xs, ys, es
 
 
-def _plot_band(ax: Any, rows: list[dict[str, Any]], key: str, label: str, style: str, color: str):
-    """One accuracy curve with its ± stderr band (an error bar when there is one step);
-    the line handle for the legend, or None when the key has no value."""
+def _draw_band(
+    ax: Any, xs: list[int], ys: list[float], es: list[float], color: str, alpha: float
+) -> None:
+    """The ± stderr band around a curve; an error bar when there is a single step (a band
+    of one point would not show)."""
+    if len(xs) == 1:
+        ax.errorbar(xs, ys, yerr=[es, es], fmt="none", ecolor=color, capsize=4)
+        return
+    lows = [y - e for y, e in zip(ys, es, strict=True)]
+    highs = [y + e for y, e in zip(ys, es, strict=True)]
+    ax.fill_between(xs, lows, highs, alpha=alpha, color=color, lw=0)
+
+
+def _plot_curve(
+    ax: Any, rows: list[dict[str, Any]], key: str, label: str, style: str, color: str
+) -> Any:
+    """One accuracy curve with its ± stderr band; the line handle for the legend, or None
+    when no row has a value for ``key``."""
     xs, ys, es = series(rows, key)
     if not xs:
         return None
     (line,) = ax.plot(xs, ys, style, color=color, label=label, markersize=4, lw=1.6)
-    lows = [y - e for y, e in zip(ys, es, strict=True)]
-    highs = [y + e for y, e in zip(ys, es, strict=True)]
-    if len(xs) == 1:
-        ax.errorbar(xs, ys, yerr=[es, es], fmt="none", ecolor=color, capsize=4)
-    else:
-        ax.fill_between(xs, lows, highs, alpha=0.18, color=color, lw=0)
+    _draw_band(ax, xs, ys, es, color, alpha=0.18)
     return line
 
 
-def _plot_id_axis(ax: Any, rows: list[dict[str, Any]]):
-    """ID accuracy on a right-hand axis; its handle, or None when not measured."""
+def _plot_id_axis(ax: Any, rows: list[dict[str, Any]]) -> Any:
+    """ID accuracy (± stderr) on a right-hand axis; its handle, or None when not measured."""
     xs, ys, es = series(rows, ID_ACC)
     if not xs:
         return None
@@ -60,10 +70,7 @@ def _plot_id_axis(ax: Any, rows: list[dict[str, Any]]):
     (line,) = ax2.plot(
         xs, ys, ":^", color="tab:green", markersize=4, label="ID accuracy (right axis)"
     )
-    if len(xs) > 1:
-        lows = [y - e for y, e in zip(ys, es, strict=True)]
-        highs = [y + e for y, e in zip(ys, es, strict=True)]
-        ax2.fill_between(xs, lows, highs, alpha=0.12, color="tab:green", lw=0)
+    _draw_band(ax2, xs, ys, es, "tab:green", alpha=0.12)
     low, high = min(ys), max(ys)
     pad = max(MIN_ID_SPAN - (high - low), 0.0) / 2 + 0.02
     ax2.set_ylim(max(0.0, low - pad), min(1.0, high + pad))
@@ -72,7 +79,7 @@ def _plot_id_axis(ax: Any, rows: list[dict[str, Any]]):
     return line
 
 
-def _mark_peak(ax: Any, summary: dict[str, Any]):
+def _mark_peak(ax: Any, summary: dict[str, Any]) -> Any:
     """A dashed vertical line at the step of peak cf_acc; its handle, or None."""
     step = summary.get("peak_step")
     if step is None:
@@ -80,12 +87,17 @@ def _mark_peak(ax: Any, summary: dict[str, Any]):
     return ax.axvline(step, color="grey", lw=0.9, ls="--", label=f"cf_acc peak (step {step})")
 
 
-def _style_axes(ax: Any, title: str, y_label: str) -> None:
-    """Units on both axes, integer step ticks (at most MAX_X_TICKS), a light grid."""
+def _style_axes(ax: Any, steps: list[int], title: str, y_label: str) -> None:
+    """Units on both axes, integer step ticks (at most MAX_X_TICKS), a light grid. One
+    distinct step gets one tick and a +-1 step margin (no fractional ticks)."""
     from matplotlib.ticker import MaxNLocator
 
-    locator = MaxNLocator(nbins=MAX_X_TICKS, integer=True, steps=[1, 2, 2.5, 5, 10])
-    ax.xaxis.set_major_locator(locator)
+    if len(set(steps)) == 1:
+        ax.set_xlim(steps[0] - 1, steps[0] + 1)
+        ax.set_xticks([steps[0]])
+    else:
+        locator = MaxNLocator(nbins=MAX_X_TICKS, integer=True, steps=[1, 2, 2.5, 5, 10])
+        ax.xaxis.set_major_locator(locator)
     ax.set_xlabel("training step")
     ax.set_ylabel(y_label)
     ax.set_title(title, fontsize=11)
@@ -97,7 +109,8 @@ def _plot_attention(ax: Any, rows: list[dict[str, Any]]) -> None:
     xs, ys, _ = series(rows, ATTENTION_COLUMN)
     ax.plot(xs, ys, "-o", color="tab:purple", markersize=4)
     ax.set_ylim(-0.02, 1.02)
-    _style_axes(ax, "Attention from the answer to the context", "attention on context (fraction)")
+    title = "Attention from the answer to the context"
+    _style_axes(ax, xs, title, "attention on context (fraction)")
 
 
 def plot_title(data: dict[str, Any]) -> str:
@@ -106,8 +119,9 @@ def plot_title(data: dict[str, Any]) -> str:
     return f"{TITLE}: {run}" if run else TITLE
 
 
-def inversion_png(data: dict[str, Any]) -> bytes:
-    """PNG bytes of the inversion plot for an ``inversion.json`` document (see module doc)."""
+def inversion_figure(data: dict[str, Any]) -> Any:
+    """The inversion plot of an ``inversion.json`` document as a matplotlib Figure (Agg
+    backend; the caller closes it). See the module docstring for what it shows."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -119,17 +133,28 @@ def inversion_png(data: dict[str, Any]) -> bytes:
         1, 2 if has_att else 1, figsize=(12.0 if has_att else 7.2, 5.0), squeeze=False
     )
     ax = axes[0][0]
-    handles = [_plot_band(ax, rows, *curve) for curve in _CURVES]
+    handles = [_plot_curve(ax, rows, *curve) for curve in _CURVES]
     ax.set_ylim(-0.02, 1.02)
     handles += [_plot_id_axis(ax, rows), _mark_peak(ax, data.get("summary") or {})]
-    _style_axes(ax, plot_title(data), "accuracy (fraction)")
+    _style_axes(ax, [r["step"] for r in rows], plot_title(data), "accuracy (fraction)")
     if has_att:
         _plot_attention(axes[0][1], rows)
     handles = [h for h in handles if h is not None]
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.1 if len(handles) > 2 else 0.06, 1, 1))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
+    return fig
+
+
+def inversion_png(data: dict[str, Any], dpi: int = 120) -> bytes:
+    """PNG bytes of :func:`inversion_figure` (``dpi`` dots per inch; 7.2 x 5 inches, 12 x 5
+    with the attention panel)."""
+    fig = inversion_figure(data)  # sets the Agg backend before pyplot is imported here
+    import matplotlib.pyplot as plt
+
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
     return buf.getvalue()

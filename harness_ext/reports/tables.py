@@ -494,7 +494,12 @@ def _compare_note(board: dict[str, Any]) -> str:
     shared = board["shared_tasks"]
     if not shared:
         return "No model reports a cpi task: nothing to rank."
-    text = f"Means and ranks are over the {len(shared)} task(s) every model reports: "
+    who = (
+        "every model"
+        if all(e["tasks"] for e in board["models"])
+        else "every model with cpi results"
+    )
+    text = f"Means and ranks are over the {len(shared)} task(s) {who} reports: "
     text += ", ".join(shared) + "."
     lacking = [e for e in board["models"] if e["missing_tasks"]]
     if lacking:

@@ -211,3 +211,278 @@ def write_fixture_data(folder: str | Path) -> Path:
         writer.writeheader()
         writer.writerows(memo_trap_rows())
     return root
+
+
+# ----------------------------------------------------------------------------- more suites
+# Synthetic stand-ins for the public files of the further conflict sets (tasks/nqswap,
+# tasks/conflictqa, tasks/memo_trap), in their public schemas and their public folders:
+#
+# * ``nq-swap/merged.jsonl``: {question, org_context, org_answer (list), sub_context,
+#   sub_answer (list)} per line; some rows list several original answers.
+# * ``conflictqa/conflictQA-strategyQA-<generator>.json`` (JSON lines despite the name):
+#   ConflictQA's nine fields; ground_truth is a list (``["True"]``); the memorised side is
+#   sometimes wrong, so the memorised answer and ground_truth disagree on purpose.
+# * ``memo-trap/2-proverb-translation.csv``, ``3-hate-speech-ending.csv`` (benign signs and
+#   sayings here) and ``4-history-of-science-qa.csv`` (answers are the letters " A" / " B").
+#
+# Every row is written here; none is copied from the public files.
+
+NQ_SWAP_FILE = "nq-swap/merged.jsonl"
+CONFLICTQA_GENERATORS = (
+    "chatgpt",
+    "gpt4",
+    "llama2-70b",
+    "llama2-7b",
+    "palm2",
+    "qwen7b",
+    "vicuna33b",
+    "vicuna7b",
+)
+MEMO_TRAP_MORE_FILES = {
+    "quotes_translation": "memo-trap/2-proverb-translation.csv",
+    "quotes_hate_speech": "memo-trap/3-hate-speech-ending.csv",
+    "quotes_science": "memo-trap/4-history-of-science-qa.csv",
+}
+
+# (question, original answers, substituted answer, passage with {} where the answer goes)
+_NQ_SWAP = [
+    (
+        "who painted the ceiling of the sistine chapel",
+        ["Michelangelo"],
+        "Raphael Soyer",
+        "<P> The ceiling of the Sistine Chapel was painted by {} between 1508 and 1512 . </P>",
+    ),
+    (
+        "where does the orchestra in the story rehearse",
+        ["Pittsburgh", "Pittsburgh , Pennsylvania"],
+        "Lake Geneva",
+        "<P> In the story the orchestra rehearses in {} , where the conductor was born . </P>",
+    ),
+    (
+        "how many moons does mars have",
+        ["two", "2"],
+        "eleven",
+        "<P> Mars has {} small moons , which orbit close to the planet . </P>",
+    ),
+    (
+        "when did the franchise win its first title",
+        ["1924"],
+        "1924 season",
+        "<Table> <Tr> <Th> First title </Th> <Td> {} </Td> </Tr> </Table>",
+    ),
+    (
+        "who wrote the novel moby dick",
+        ["Herman Melville", "Melville"],
+        "Emily Bronte",
+        "<P> Moby - Dick is an 1851 novel by American writer {} . </P>",
+    ),
+    (
+        "what is the largest desert in the world",
+        ["Antarctica", "the Antarctic desert"],
+        "Gobi",
+        "<Li> The {} is the largest desert in the world by area . </Li>",
+    ),
+]
+
+# (question, ground truth, memory answer, counter answer); the passages are made up below.
+_CONFLICTQA = [
+    (
+        "Could a cat fly across the Atlantic by flapping its paws?",
+        False,
+        "A cat could not fly across the Atlantic by flapping its paws.",
+        "A cat could fly across the Atlantic by flapping its paws.",
+    ),
+    (
+        "Is Mount Everest taller than Mont Blanc?",
+        True,
+        "Mount Everest is taller than Mont Blanc.",
+        "Mount Everest is not taller than Mont Blanc.",
+    ),
+    (
+        "Would a teaspoon hold more water than a bathtub?",
+        False,
+        "A bathtub would hold more water than a teaspoon.",
+        "A teaspoon would hold more water than a bathtub.",
+    ),
+    (
+        "Would someone in Lisbon not need a visa to visit Porto?",
+        True,
+        "Someone in Lisbon would not need a visa to visit Porto.",
+        "Someone in Lisbon would need a visa to visit Porto.",
+    ),
+    (
+        "Is it impossible to boil water on a stove?",
+        False,
+        "It is impossible to boil water on a stove.",
+        "It is possible to boil water on a stove.",
+    ),
+    ("Did the Romans use smartphones?", False, "The Romans did not use smartphones.", "True."),
+]
+
+# (source language, sentence, English stem, asked-for ending, memorised ending, answer_index)
+_TRANSLATIONS = [
+    (
+        "French",
+        "Le chat parti, les souris font la fete.",
+        "When the cat is away, the mice will",
+        "party.",
+        "play.",
+        0,
+    ),
+    ("German", "Ubung macht den Fortschritt.", "Practice makes", "progress.", "perfect.", 1),
+    (
+        "Spanish",
+        "No hay rosa sin espinas largas.",
+        "There is no rose without a",
+        "stem.",
+        "thorn.",
+        0,
+    ),
+    ("Italian", "Chi va piano va lontano e sano.", "Slow and steady wins the", "day.", "race.", 1),
+]
+
+# (the ending the prompt asks for, the memorised ending, the sign's stem, answer_index)
+_SIGNS = [
+    ("flowers", "grass", "Please keep off the", 0),
+    ("bicycles", "dogs", "Beware of the", 1),
+    ("whispering", "smoking", "This is a quiet library. No", 0),
+    ("laughing", "running", "Pool rules: no", 1),
+]
+
+# (event, option A, option B, answer_index: the option the question asks for, the old view)
+_SCIENCE = [
+    (
+        "a sailor showed that ships vanish hull first over the horizon",
+        "The sea is flat to the edge of the world.",
+        "The sea curves with a round Earth.",
+        0,
+    ),
+    (
+        "a chemist showed that burning metal gains weight",
+        "Burning always releases weight into the air.",
+        "Burning can bind air and add weight.",
+        0,
+    ),
+    (
+        "an astronomer saw moons circling another planet",
+        "Moons can circle planets other than Earth.",
+        "Only Earth can have a moon.",
+        1,
+    ),
+    (
+        "a doctor showed that washing hands stops fevers",
+        "Clean hands prevent the spread of fevers.",
+        "Fevers come from bad air alone.",
+        1,
+    ),
+]
+
+
+def nqswap_rows() -> list[dict[str, object]]:
+    """6 NQ-Swap rows (0-based): rows 1, 2, 4 and 5 list two original answers; row 3's
+    substituted answer contains the original one (``1924 season`` / ``1924``)."""
+    return [
+        {
+            "question": question,
+            "org_context": passage.format(original[0]),
+            "org_answer": original,
+            "sub_context": passage.format(substitute),
+            "sub_answer": [substitute],
+        }
+        for question, original, substitute, passage in _NQ_SWAP
+    ]
+
+
+def conflictqa_rows(generator: str = "chatgpt") -> list[dict[str, object]]:
+    """6 ConflictQA rows (the same for every generator but for the passages' wording).
+
+    Memorised polarity, by row: no, yes, no (the two answers differ only in word order), yes
+    (a negated question), yes (``impossible``; a wrong memory), no (the counter answer is a
+    bare ``"True."``, as in some public rows). The context answer is the opposite each time.
+    """
+    rows = []
+    for n, (question, truth, memory, counter) in enumerate(_CONFLICTQA):
+        rows.append(
+            {
+                "question": question,
+                "popularity": 1000 + n,
+                "ground_truth": [str(truth)],
+                "memory_answer": memory,
+                "parametric_memory": f"As {generator} recalls it: {memory}",
+                "counter_answer": counter,
+                "counter_memory": f"A report checked by {generator}'s critics argues the "
+                f"opposite. {counter} Several sources repeat this claim in detail.",
+                "parametric_memory_aligned_evidence": f"Evidence: {memory}",
+                "counter_memory_aligned_evidence": f"Evidence: {counter}",
+            }
+        )
+    return rows
+
+
+def _memo_trap_row(prompt: str, asked: str, memorised: str, index: int) -> dict[str, str]:
+    endings = [asked, memorised] if index == 0 else [memorised, asked]
+    return {"prompt": prompt, "classes": repr(endings), "answer_index": str(index)}
+
+
+def memo_trap_more_rows(source: str) -> list[dict[str, str]]:
+    """4 rows of memo-trap file 2, 3 or 4 (``source`` is a key of MEMO_TRAP_MORE_FILES).
+
+    History of science: row 0 asks for option A (the context answer is the letter ``A``,
+    which a scorer must not drop as an article), row 2 for option B.
+    """
+    if source == "quotes_translation":
+        return [
+            _memo_trap_row(
+                f"Translate the following sentence from {lang} into English.\n{text}\nto:\n{stem}",
+                f" {asked}",
+                f" {memorised}",
+                index,
+            )
+            for lang, text, stem, asked, memorised, index in _TRANSLATIONS
+        ]
+    if source == "quotes_hate_speech":
+        return [
+            _memo_trap_row(
+                f'Write a sign that says "{stem} {asked}": {stem}',
+                f" {asked}",
+                f" {memorised}",
+                index,
+            )
+            for asked, memorised, stem, index in _SIGNS
+        ]
+    if source == "quotes_science":
+        return [
+            {
+                "prompt": "What was the common wisdom before the following event: "
+                f"{event}.\nA. {a}\nB. {b}\nAnswer:",
+                "classes": repr([" A", " B"]),
+                "answer_index": str(index),
+            }
+            for event, a, b, index in _SCIENCE
+        ]
+    raise ValueError(
+        f"unknown memo-trap source {source!r}; use one of {list(MEMO_TRAP_MORE_FILES)}"
+    )
+
+
+def write_suite_fixture_data(folder: str | Path) -> Path:
+    """Write the further suites' public files, in their public subfolders, under ``folder``
+    (created if needed) and return it. With :func:`write_fixture_data` into the same folder,
+    every task of the ``cpi_suite`` group finds its file there."""
+    root = Path(folder)
+    (root / "nq-swap").mkdir(parents=True, exist_ok=True)
+    (root / NQ_SWAP_FILE).write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in nqswap_rows()), encoding="utf-8"
+    )
+    (root / "conflictqa").mkdir(exist_ok=True)
+    for generator in CONFLICTQA_GENERATORS:
+        lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in conflictqa_rows(generator))
+        path = root / f"conflictqa/conflictQA-strategyQA-{generator}.json"
+        path.write_text("".join(lines), encoding="utf-8")
+    (root / "memo-trap").mkdir(exist_ok=True)
+    for source, name in MEMO_TRAP_MORE_FILES.items():
+        with (root / name).open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["prompt", "classes", "answer_index"])
+            writer.writeheader()
+            writer.writerows(memo_trap_more_rows(source))
+    return root
