@@ -89,29 +89,14 @@ def fact_recall(model, tokenizer, world: World, batch: int = 256) -> float:
     return correct / len(pairs)
 
 
-def pretrain_base_model(
-    world: World, cfg: PretrainConfig, cache_root: Path, log=print
-) -> tuple[Path, float]:
-    """Return (model folder, recall); train it unless the cache already holds it."""
-    from transformers import (
-        AutoModelForCausalLM,
-        DataCollatorForLanguageModeling,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-    )
+def _fresh_model_and_data(world: World, cfg: PretrainConfig):
+    """A randomly initialised tiny Llama, its word-level tokenizer and the encoded corpus."""
+    import datasets
+    from transformers import AutoModelForCausalLM
 
     from cpi_bench.harness_ext.testing.tiny_model import tiny_config, train_tokenizer
 
-    out = cache_root / f"base-{config_hash(world.cfg, cfg)}"
-    marker = out / DONE_MARKER
-    if marker.is_file():
-        recall = json.loads(marker.read_text())["recall"]
-        log(f"base model: cached at {out} (fact recall {recall:.3f})")
-        return out, recall
-
     torch.manual_seed(cfg.seed)
-    torch.set_flush_denormal(True)  # subnormal floats make CPU training ~4x slower
     lines = world.pretraining_lines()
     tokenizer = train_tokenizer(_tokenizer_corpus(world, lines), vocab_size=1024)
     tokenizer.padding_side = "right"
@@ -124,13 +109,18 @@ def pretrain_base_model(
             heads=cfg.num_heads,
         )
     )
-    import datasets
-
     encoded = datasets.Dataset.from_dict({"text": lines}).map(
         lambda batch: encode_lines(batch["text"], tokenizer, cfg.eos_after_answer),
         batched=True,
         remove_columns=["text"],
     )
+    return model, tokenizer, encoded, len(lines)
+
+
+def _stop_at_recall(world: World, cfg: PretrainConfig, tokenizer, log):
+    """A callback that measures fact recall every ``check_every`` steps and stops training
+    once it reaches ``recall_target``."""
+    from transformers import TrainerCallback
 
     class StopAtRecall(TrainerCallback):
         recall = 0.0
@@ -143,9 +133,12 @@ def pretrain_base_model(
                     control.should_training_stop = True
             return control
 
-    stopper = StopAtRecall()
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    return StopAtRecall()
+
+
+def _trainer(model, tokenizer, encoded, cfg: PretrainConfig, tmp: Path, callback):
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
     args = TrainingArguments(
         output_dir=str(tmp),
         max_steps=cfg.max_steps,
@@ -163,30 +156,46 @@ def pretrain_base_model(
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    trainer = Trainer(
+    return Trainer(
         model=model,
         args=args,
         train_dataset=encoded,
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
-        callbacks=[stopper],
+        callbacks=[callback],
+    )
+
+
+def pretrain_base_model(
+    world: World, cfg: PretrainConfig, cache_root: Path, log=print
+) -> tuple[Path, float]:
+    """Return (model folder, recall); train it unless the cache already holds it.
+
+    The folder is written under a ``.partial`` name and renamed when complete, so an
+    interrupted pretraining never passes for a finished one."""
+    out = cache_root / f"base-{config_hash(world.cfg, cfg)}"
+    marker = out / DONE_MARKER
+    if marker.is_file():
+        recall = json.loads(marker.read_text())["recall"]
+        log(f"base model: cached at {out} (fact recall {recall:.3f})")
+        return out, recall
+    torch.set_flush_denormal(True)  # subnormal floats make CPU training ~4x slower
+    model, tokenizer, encoded, n_lines = _fresh_model_and_data(world, cfg)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer = _trainer(
+        model, tokenizer, encoded, cfg, tmp, _stop_at_recall(world, cfg, tokenizer, log)
     )
     log(
-        f"base model: pretraining a {cfg.num_layers}-layer Llama on {len(lines)} sentences "
+        f"base model: pretraining a {cfg.num_layers}-layer Llama on {n_lines} sentences "
         f"until fact recall >= {cfg.recall_target}"
     )
     trainer.train()
     recall = fact_recall(model, tokenizer, world)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    done = {"recall": recall, "steps": trainer.state.global_step}
     (tmp / DONE_MARKER).write_text(
-        json.dumps(
-            {
-                "recall": recall,
-                "steps": trainer.state.global_step,
-                "world": asdict(world.cfg),
-                "pretrain": asdict(cfg),
-            }
-        )
+        json.dumps({**done, "world": asdict(world.cfg), "pretrain": asdict(cfg)})
     )
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -1,4 +1,4 @@
-"""The further conflict suites (NQ-Swap, ConflictQA, memo-trap files 2-4) and the cpi_suite group:
+"""The further conflict suites (NQ-Swap, ConflictQA, memo-trap files 2-4) and the cpisuite group:
 loaders on synthetic fixtures, the ConflictQA polarity rule, list-answer scoring, malformed
 files, lm-eval runs of the tasks, and the published files when CPI_DATA_DIR has them."""
 
@@ -31,7 +31,7 @@ FIXTURE_MEMORY = ["no", "yes", "no", "yes", "yes", "no"]
 
 @pytest.fixture
 def suite_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every public file of cpi_suite (synthetic rows) under tmp_path; CPI_DATA_DIR points there."""
+    """Every public file of cpisuite (synthetic rows) under tmp_path; CPI_DATA_DIR points there."""
     root = fx.write_fixture_data(tmp_path / "data")
     fx.write_suite_fixture_data(root)
     monkeypatch.setenv("CPI_DATA_DIR", str(root))
@@ -349,12 +349,21 @@ def test_missing_nqswap_says_where_to_get_it(tmp_path: Path, monkeypatch) -> Non
 
 
 def test_suite_group_lists_each_plain_generation_task_once(task_manager) -> None:
-    config = yaml.safe_load((tasks_dir() / "cpi_suite.yaml").read_text())
+    config = yaml.safe_load((tasks_dir() / "cpisuite.yaml").read_text())
     assert config["task"] == SUITE
     assert all(m["weight_by_size"] is False for m in config["aggregate_metric_list"])
     assert {m["metric"] for m in config["aggregate_metric_list"]} == {"cf_acc", "param_acc"}
     assert set(NEW_TASKS) <= set(task_manager.all_subtasks)
-    assert "cpi_suite" in task_manager.all_groups
+    assert "cpisuite" in task_manager.all_groups
+
+
+def test_cpi_glob_still_matches_tasks_only(task_manager) -> None:
+    """`--tasks 'cpi_*'` fails in lm-eval if it matches a group together with its tasks."""
+    from lm_eval.utils import pattern_match
+
+    matched = set(pattern_match(["cpi_*"], task_manager.all_tasks))
+    assert set(NEW_TASKS) <= matched
+    assert not matched & set(task_manager.all_groups)
 
 
 class OracleLM(LM):
@@ -396,14 +405,14 @@ def test_oracle_scores_the_new_tasks_exactly(task_manager, suite_data: Path, sid
         assert (res[hit], res[miss]) == (1.0, 0.0), name
 
 
-def test_lm_eval_runs_cpi_suite_on_a_tiny_model(task_manager, suite_data: Path, tiny_llama) -> None:
+def test_lm_eval_runs_cpisuite_on_a_tiny_model(task_manager, suite_data: Path, tiny_llama) -> None:
     """simple_evaluate on the group: every task reports both metrics, the group their mean."""
     from lm_eval import evaluator
 
     out = evaluator.simple_evaluate(
         model="hf",
         model_args=f"pretrained={tiny_llama}",
-        tasks=["cpi_suite"],
+        tasks=["cpisuite"],
         limit=2,
         device="cpu",
         batch_size=8,
@@ -414,7 +423,7 @@ def test_lm_eval_runs_cpi_suite_on_a_tiny_model(task_manager, suite_data: Path, 
         for metric in ("cf_acc,none", "param_acc,none"):
             assert 0.0 <= res[name][metric] <= 1.0, (name, metric)
         assert out["n-samples"][name]["effective"] == 2, name
-    group = out["groups"]["cpi_suite"] if "groups" in out else res["cpi_suite"]
+    group = out["groups"]["cpisuite"] if "groups" in out else res["cpisuite"]
     for metric in ("cf_acc,none", "param_acc,none"):
         mean = sum(res[t][metric] for t in SUITE) / len(SUITE)
         assert group[metric] == pytest.approx(mean), metric

@@ -6,6 +6,7 @@ together with TRL's ``ScriptArguments`` (``--dataset_name``, ...) and ``ModelCon
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
@@ -209,24 +210,30 @@ class CPITrainConfig(SFTConfig):
             raise CPIError("--eval_limit must be a positive number of examples (or unset)")
         if self.eval_batch_size < 1:
             raise CPIError("--eval_batch_size must be at least 1")
-        if self.save_steps is not None and self.save_steps <= 0:
+        if self.save_steps is not None and not (
+            self.save_steps > 0 and math.isfinite(self.save_steps)
+        ):
             raise CPIError("--save_steps must be positive (the paper used 50)")
         self._validate_numbers()
 
     def _validate_numbers(self) -> None:
-        """nan, zero or negative learning rates, batch sizes and lengths are input errors."""
+        """nan, zero or negative learning rates, batch sizes and lengths are input errors.
+
+        A value from a --config YAML file arrives as YAML typed it (argparse converts only
+        strings), so ``max_steps: .nan`` or ``per_device_train_batch_size: 2.5`` reach here
+        unconverted: counts are checked to be whole numbers, and nan never compares."""
         positive_number(self.learning_rate, "--learning_rate")
-        positive_number(self.per_device_train_batch_size, "--per_device_train_batch_size")
-        positive_number(self.gradient_accumulation_steps, "--gradient_accumulation_steps")
+        _positive_count(self.per_device_train_batch_size, "--per_device_train_batch_size")
+        _positive_count(self.gradient_accumulation_steps, "--gradient_accumulation_steps")
         positive_number(self.num_train_epochs, "--num_train_epochs")
         positive_number(self.weight_decay, "--weight_decay", allow_zero=True)
-        if self.max_steps is not None and self.max_steps != -1 and self.max_steps <= 0:
+        if self.max_steps is not None and self.max_steps != -1 and not _is_count(self.max_steps):
             raise CPIError(
                 f"--max_steps {self.max_steps} is invalid (give a positive number of steps, "
                 "or -1 to train for --num_train_epochs)"
             )
         if self.max_length is not None:
-            positive_number(self.max_length, "--max_length")
+            _positive_count(self.max_length, "--max_length")
 
     @property
     def curation_names(self) -> list[str]:
@@ -237,6 +244,26 @@ class CPITrainConfig(SFTConfig):
         return [t.strip() for t in (self.eval_tasks or "").split(",") if t.strip()]
 
 
+def _is_count(value: object) -> bool:
+    """A whole number >= 1 (an int, or a float such as 4.0 from a YAML file)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and value >= 1 and float(value).is_integer()
+
+
+def _positive_count(value: object, flag: str) -> None:
+    if value is not None and not _is_count(value):
+        raise CPIError(f"{flag} {value!r} is invalid (give a whole number >= 1)")
+
+
+class CPITrainParser(TrlParser):
+    """TRL's parser, except that a usage error (an unknown choice, 'nan' for an integer
+    option) is one CPIError line with exit status 2, not argparse's 160-line usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise CPIError(f"{message} (see {self.prog} --help)")
+
+
 def make_parser(prog: str = "cpi train", description: str | None = None) -> TrlParser:
     """TRL's parser over (ScriptArguments, CPITrainConfig, ModelConfig), --lora_r = 128."""
     import argparse
@@ -244,7 +271,7 @@ def make_parser(prog: str = "cpi train", description: str | None = None) -> TrlP
     class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
         """Show defaults, keep the description's paste-able commands as written."""
 
-    parser = TrlParser(
+    parser = CPITrainParser(
         (ScriptArguments, CPITrainConfig, ModelConfig),
         prog=prog,
         description=description,

@@ -18,9 +18,11 @@ OUTPUT_DIR/cpi_run.json, the manifest ``cpi sweep`` reads (base model = step 0).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,8 @@ def parse_args(argv: list[str] | None) -> tuple[Any, Any, Any]:
     from .config import make_parser
 
     parser = make_parser(description=__doc__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    check_config_file(argv, parser)
     try:
         script_args, config, model_args = parser.parse_args_and_config(argv)
     except CPIError:
@@ -61,6 +65,60 @@ def parse_args(argv: list[str] | None) -> tuple[Any, Any, Any]:
         raise CPIError(message) from None
     check_args(script_args, config, model_args)
     return script_args, config, model_args
+
+
+def check_config_file(argv: list[str], parser: Any) -> None:
+    """--config FILE must be a readable YAML mapping of known option names. TRL reads it
+    without these checks: a YAML syntax error surfaced as a PyYAML traceback, and an unknown
+    key as a list of made-up flags, neither naming the file or the line."""
+    if "--config" not in argv:
+        return
+    index = argv.index("--config") + 1
+    if index >= len(argv) or argv[index].startswith("--"):
+        raise CPIError("--config needs a YAML file, e.g. --config run.yaml")
+    path = Path(argv[index])
+    if not path.is_file():
+        raise CPIError(f"--config {path} not found; give a YAML file of cpi train options")
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        kind = "nothing" if data is None else f"a YAML {type(data).__name__}"
+        raise CPIError(
+            f"--config {path} holds {kind}, not a mapping; write one 'option: value' per "
+            "line, e.g. 'learning_rate: 1.0e-4'"
+        )
+    known = {action.dest for action in parser._actions} | {"env"}
+    unknown = [str(key) for key in data if key not in known]
+    if unknown:
+        import difflib
+
+        hints = [
+            f"{key} -> {close[0]}"
+            for key in unknown
+            if (close := difflib.get_close_matches(key, known, n=1))
+        ]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise CPIError(
+            f"--config {path}: unknown option(s) {', '.join(unknown)}{hint}; use the names "
+            "that cpi train --help lists, without the leading --"
+        )
+
+
+def _read_yaml(path: Path) -> Any:
+    """The parsed YAML file; syntax errors name the line and column."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CPIError(f"--config {path} is not UTF-8 text; re-save it as UTF-8") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
+        raise CPIError(
+            f"--config {path}{where} is not valid YAML ({problem}); fix it: one "
+            "'option: value' per line"
+        ) from None
 
 
 def check_args(script_args: Any, config: Any, model_args: Any) -> None:
@@ -82,8 +140,91 @@ def check_args(script_args: Any, config: Any, model_args: Any) -> None:
         )
     if config.finetune == "lora":
         model_args.use_peft = True
+    check_model_files(model_args.model_name_or_path)
     if config.eval_task_names:
         eval_callback_class()  # fail now, not after data preparation
+
+
+# Any one of these makes a folder's tokenizer loadable (fast, sentencepiece or BPE files).
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "spiece.model",
+)
+
+
+def check_model_files(spec: str) -> Any:
+    """Resolve --model_name_or_path and read what a local model's files promise: config.json
+    is JSON, the weights' headers parse, tokenizer files exist. Why now: transformers finds
+    these problems only after data preparation (minutes with context_critical), and its
+    messages (a repo-id error for a missing folder, "header too large") name no fix."""
+    import importlib.util
+
+    from cpi_bench.harness_ext.models.source import resolve_model
+
+    src = resolve_model(spec)
+    folder = src.local_dir
+    if src.kind == "gguf":
+        if importlib.util.find_spec("gguf") is None:
+            raise CPIError(f"model {src} is a GGUF file; reading it needs: pip install gguf")
+        _check_gguf_magic(Path(str(src)))
+    elif folder is not None and (folder / "config.json").is_file():
+        _check_json_file(folder / "config.json")
+        _check_safetensors(src)
+        if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+            raise CPIError(
+                f"model folder {folder} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}"
+                f", ...); save the tokenizer next to the model (tokenizer.save_pretrained) or "
+                "copy the base model's tokenizer files into it"
+            )
+    return src
+
+
+def _check_json_file(path: Path) -> None:
+    import json
+
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        where = f"line {err.lineno}: {err.msg}" if isinstance(err, json.JSONDecodeError) else err
+        raise CPIError(
+            f"model config {path} is not valid JSON ({where}); re-save the model with "
+            "save_pretrained or re-download it"
+        ) from None
+
+
+def _check_safetensors(src: Any) -> None:
+    """Open each .safetensors file's header (no tensor is read): a damaged or truncated file
+    fails here, named, instead of deep inside from_pretrained."""
+    from safetensors import safe_open
+
+    from cpi_bench.harness_ext.models.source import weights_files
+
+    for path in weights_files(src):
+        if path.suffix != ".safetensors":
+            continue
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, ...
+            raise CPIError(
+                f"model weights {path} are not a readable safetensors file "
+                f"({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
+                "); the file is damaged or incomplete: re-download it or re-save the model"
+            ) from None
+
+
+def _check_gguf_magic(path: Path) -> None:
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise CPIError(
+            f"model file {path} is not a GGUF file (it does not start with 'GGUF'); the file is "
+            "damaged or incomplete: download it again"
+        )
 
 
 def eval_callback_class() -> type:
@@ -113,10 +254,10 @@ def prepare_data(script_args: Any, config: Any, model_args: Any) -> PreparedData
 
     name = script_args.dataset_name
     raw = load_source(name, script_args.dataset_train_split, script_args.dataset_config)
-    schema = detect_schema(raw.column_names, name)
     if len(raw) == 0:
         raise CPIError(f"dataset {name} has no rows; give a file with examples")
-    canonical, dropped = to_canonical(raw, schema)
+    schema = detect_schema(raw.column_names, name)
+    canonical, dropped = to_canonical(raw, schema, source=name)
     if dropped:
         logger.warning(
             "%d of %d rows of %s have no response and were skipped", dropped, len(raw), name
@@ -168,22 +309,41 @@ def prepare_data(script_args: Any, config: Any, model_args: Any) -> PreparedData
 
 
 def load_model_and_tokenizer(config: Any, model_args: Any, template: Any) -> tuple[Any, Any]:
-    """The base model (dtype/attention from ModelConfig) and its tokenizer with the template."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The base model (dtype/attention from ModelConfig) and its tokenizer with the template.
 
-    path, revision = model_args.model_name_or_path, model_args.model_revision
-    tokenizer = AutoTokenizer.from_pretrained(
-        path, revision=revision, trust_remote_code=config.trust_remote_code
-    )
+    Loaded through harness_ext.models.source, so a model folder, a .gguf file (or a folder
+    holding one) and a hub id load the same way as in cpi sweep; a load failure is one line
+    naming the model."""
+    from cpi_bench.harness_ext.models.source import load_model, load_tokenizer, resolve_model
+
+    src = resolve_model(model_args.model_name_or_path)
+    common = {"revision": model_args.model_revision, "trust_remote_code": config.trust_remote_code}
+    with _model_load_errors(src, "tokenizer"):
+        tokenizer = load_tokenizer(src, **common)
     tokenizer.chat_template = template.chat_template
     kwargs = dict(config.model_init_kwargs or {})
-    kwargs.setdefault("dtype", model_args.dtype)
+    dtype = kwargs.pop("dtype", model_args.dtype)
     if model_args.attn_implementation:
         kwargs.setdefault("attn_implementation", model_args.attn_implementation)
-    model = AutoModelForCausalLM.from_pretrained(
-        path, revision=revision, trust_remote_code=config.trust_remote_code, **kwargs
-    )
+    with _model_load_errors(src, "weights"):
+        model = load_model(src, dtype=dtype, **common, **kwargs)
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _model_load_errors(src: Any, what: str) -> Iterator[None]:
+    """transformers' load errors (OSError, ValueError, SafetensorError, ...) as one CPIError."""
+    try:
+        yield
+    except CPIError:
+        raise
+    except Exception as err:  # noqa: BLE001 - from_pretrained raises many types
+        text = str(err).strip()
+        raise CPIError(
+            f"could not load the model {what} from {src} "
+            f"({type(err).__name__}: {text.splitlines()[0] if text else 'no message'}); check "
+            "--model_name_or_path (a folder save_pretrained wrote, a .gguf file or a hub id)"
+        ) from err
 
 
 def resolve_resume(config: Any) -> str | None:
@@ -429,9 +589,35 @@ def run(script_args: Any, config: Any, model_args: Any) -> int:
             train_metrics=metrics,
         )
         run_folder.write_manifest(config.output_dir, manifest)
-    if hasattr(trainer, "end"):  # transformers >= 5.18: close trackers and the process group
-        trainer.end()
+    end_distributed(trainer)
     return 0
+
+
+def end_distributed(trainer: Any) -> None:
+    """Close the trackers and the process group so that every rank exits.
+
+    The order matters. DDP's C++ Reducer holds a reference to the process group; with the
+    group destroyed first (``trainer.end()``), the Reducer held the last one, so the group's
+    destructor ran when run() returned, under the GIL, and joined gloo's worker threads while
+    one of them waited for the GIL to free an all_gather's tensor: rank 1 hung forever after
+    the last checkpoint (tests/test_train_multiproc.py on 2 cores; gdb: ~ProcessGroupGloo in
+    pthread_join, the gloo thread in take_gil). Dropping the Reducer while the group is still
+    registered leaves the last reference to Python's ProcessGroup object, whose binding
+    releases the GIL before destroying the group.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        wrappers = [getattr(trainer, "model_wrapped", None)]
+        wrappers += list(getattr(trainer.accelerator, "_models", []))
+        for wrapped in wrappers:
+            for name in ("reducer", "logger"):  # DDP's Reducer and the Logger sharing it
+                if wrapped is not None and name in vars(wrapped):
+                    delattr(wrapped, name)
+    if hasattr(trainer, "end"):  # transformers >= 5.18: trackers and destroy_process_group
+        trainer.end()
+    elif dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def train_or_mark_failed(

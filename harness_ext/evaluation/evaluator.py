@@ -302,47 +302,13 @@ class CheckpointEvaluator:
             provenance: what the result is made from (see :mod:`.provenance`); stored with
                 it and compared before any reuse.
         """
-        import numpy as np
-        import torch
-        from lm_eval import evaluator as lm_evaluator
-
         loaded = self.load_tasks()
         was_training = bool(getattr(model, "training", False))
         started = time.time()
         try:
             lm = self.wrap(model, tokenizer)
-            runner = lm
-            if cache_db:
-                from lm_eval.api.model import CachingLM
-
-                runner = CachingLM(lm, cache_db)
-            random.seed(RANDOM_SEED)
-            np.random.seed(NUMPY_SEED)
-            torch.manual_seed(TORCH_SEED)
-            for task in loaded["tasks"].values():
-                task.set_fewshot_seed(seed=FEWSHOT_SEED)
-            with torch.no_grad():
-                results = lm_evaluator.evaluate(
-                    lm=runner,
-                    task_dict=loaded,
-                    limit=self.limit,
-                    bootstrap_iters=self.bootstrap_iters,
-                    log_samples=False,
-                    apply_chat_template=self.apply_chat_template,
-                    fewshot_as_multiturn=bool(self.apply_chat_template),
-                )
-            results.pop("samples", None)
-            attention = None
-            if self.attention_limit > 0:
-                from cpi_bench.harness_ext.evaluation.attention import attention_to_context
-
-                attention = attention_to_context(
-                    lm,
-                    loaded,
-                    limit=self.limit,
-                    max_items=self.attention_limit,
-                    apply_chat_template=self.apply_chat_template,
-                )
+            results = self._run_lm_eval(lm, loaded, cache_db)
+            attention = self._attention(lm, loaded)
         finally:
             model.train(was_training)
         results["config"] = self._config_block(model, lm, model_path)
@@ -358,6 +324,49 @@ class CheckpointEvaluator:
             "eval_seconds": round(time.time() - started, 3),
         }
         return results
+
+    def _run_lm_eval(self, lm, loaded: dict[str, Any], cache_db: str | None) -> dict[str, Any]:
+        """lm-eval's evaluate() with its CLI seeds reset first (order-independent numbers)."""
+        import numpy as np
+        import torch
+        from lm_eval import evaluator as lm_evaluator
+
+        runner = lm
+        if cache_db:
+            from lm_eval.api.model import CachingLM
+
+            runner = CachingLM(lm, cache_db)
+        random.seed(RANDOM_SEED)
+        np.random.seed(NUMPY_SEED)
+        torch.manual_seed(TORCH_SEED)
+        for task in loaded["tasks"].values():
+            task.set_fewshot_seed(seed=FEWSHOT_SEED)
+        with torch.no_grad():
+            results = lm_evaluator.evaluate(
+                lm=runner,
+                task_dict=loaded,
+                limit=self.limit,
+                bootstrap_iters=self.bootstrap_iters,
+                log_samples=False,
+                apply_chat_template=self.apply_chat_template,
+                fewshot_as_multiturn=bool(self.apply_chat_template),
+            )
+        results.pop("samples", None)
+        return results
+
+    def _attention(self, lm, loaded: dict[str, Any]) -> dict[str, Any] | None:
+        """The attention-to-context measurement, when asked for (else None)."""
+        if self.attention_limit <= 0:
+            return None
+        from cpi_bench.harness_ext.evaluation.attention import attention_to_context
+
+        return attention_to_context(
+            lm,
+            loaded,
+            limit=self.limit,
+            max_items=self.attention_limit,
+            apply_chat_template=self.apply_chat_template,
+        )
 
     def _config_block(self, model, lm, model_path: str | None) -> dict[str, Any]:
         """lm-eval's ``config`` block, without its network look-ups (model SHA on the hub)."""

@@ -38,6 +38,26 @@ def write_manifest(
     return run_folder.write_manifest(run_dir, manifest)
 
 
+def _save_scaled_adapter(model, out: Path, scale: float) -> None:
+    """A random LoRA adapter (r=4 on q/v) scaled by ``scale``, so later steps differ more."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=LORA_TARGETS,
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_" in name:
+                p.mul_(scale)
+    peft_model.save_pretrained(out)
+
+
 def build_tiny_run(
     run_dir: str | Path,
     steps: Iterable[int] = (2, 4, 6),
@@ -73,35 +93,20 @@ def build_tiny_run(
     steps = sorted(set(int(s) for s in steps))
     tokenizer = AutoTokenizer.from_pretrained(base)
     top = max(steps) if steps else 1
-    lora = None
+    if finetune not in ("full", "qk", "lora"):
+        raise ValueError(f"finetune must be full, qk or lora, got {finetune!r}")
     for step in steps:
         out = run_dir / f"{CHECKPOINT_PREFIX}{step}"
         torch.manual_seed(seed * 1000 + step)
         model = AutoModelForCausalLM.from_pretrained(base)
         if finetune == "lora":
-            from peft import LoraConfig, get_peft_model
-
-            lora = {"r": 4, "alpha": 8, "target_modules": LORA_TARGETS}
-            config = LoraConfig(
-                r=4,
-                lora_alpha=8,
-                target_modules=LORA_TARGETS,
-                init_lora_weights=False,
-                task_type="CAUSAL_LM",
-            )
-            peft_model = get_peft_model(model, config)
-            with torch.no_grad():
-                for name, p in peft_model.named_parameters():
-                    if "lora_" in name:
-                        p.mul_(step / top)
-            peft_model.save_pretrained(out)
-        elif finetune in ("full", "qk"):
+            _save_scaled_adapter(model, out, step / top)
+        else:
             with torch.no_grad():
                 for p in model.parameters():
                     p.add_(torch.randn_like(p) * noise * step / top)
             model.save_pretrained(out)
-        else:
-            raise ValueError(f"finetune must be full, qk or lora, got {finetune!r}")
         tokenizer.save_pretrained(out)
+    lora = {"r": 4, "alpha": 8, "target_modules": LORA_TARGETS} if finetune == "lora" else None
     write_manifest(run_dir, str(base.resolve()), finetune, seed=seed, lora=lora)
     return run_dir
