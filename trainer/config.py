@@ -169,6 +169,15 @@ class CPITrainConfig(SFTConfig):
 
     def __post_init__(self) -> None:
         self.validate()
+        # transformers renamed gradient_checkpointing* to activation_checkpointing* and warns
+        # on the old names, which TRL still sets by default: every run (and every one-line
+        # error) printed a FutureWarning. The old names stay cpi train's documented options.
+        for old, new in (
+            ("gradient_checkpointing", "activation_checkpointing"),
+            ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"),
+        ):
+            if hasattr(self, new) and getattr(self, new) is None:
+                setattr(self, new, getattr(self, old))
         if self.bf16 is None and not self.fp16:
             self.bf16 = _accelerator_has_bf16()
         super().__post_init__()

@@ -100,8 +100,14 @@ def check_qk_supported(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    from cpi_bench.harness_ext.models.source import from_pretrained_kwargs, resolve_model
+
+    src = resolve_model(model_name_or_path)  # a .gguf file carries its config inside
     config = AutoConfig.from_pretrained(
-        model_name_or_path, revision=revision, trust_remote_code=trust_remote_code
+        src.path,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        **from_pretrained_kwargs(src),
     )
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)

@@ -264,9 +264,17 @@ def _describe(value: Any) -> str:
 
 
 def _text_problem(value: Any) -> str | None:
+    """None for text (or null); else what is wrong and the one edit that fixes it."""
     if value is None or isinstance(value, str):
         return None
-    return f"is {_describe(value)}, not text; give a JSON string (quote it)"
+    if isinstance(value, list):
+        first = next((v for v in value if isinstance(v, str)), None)
+        example = f", e.g. {json.dumps(first, ensure_ascii=False)}" if first else ""
+        return f"is {_describe(value)}, not text; give one JSON string{example}"
+    if isinstance(value, dict):
+        return f"is {_describe(value)}, not text; give a JSON string"
+    quoted = json.dumps(json.dumps(value))
+    return f"is {_describe(value)}, not text; quote it as a JSON string ({quoted})"
 
 
 def _messages_problem(value: Any) -> str | None:

@@ -39,6 +39,9 @@ def model_fingerprint(model_name_or_path: str, revision: str = "main") -> dict[s
     """What identifies the weights: a local folder's absolute path, config and file stamps
     (size, mtime), or a hub id and revision."""
     path = Path(model_name_or_path)
+    if path.is_file():  # a .gguf file: its own stamp (the folder may hold other files)
+        stat = path.stat()
+        return {"path": str(path.resolve()), "files": [[path.name, stat.st_size, stat.st_mtime_ns]]}
     if not path.is_dir():
         return {"hub_id": model_name_or_path, "revision": revision}
     config = path / "config.json"
@@ -145,13 +148,12 @@ class ResponseLossScorer:
         (such an example counts as context-critical and is kept)."""
         import torch
         from tqdm.auto import tqdm
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(
-            self.model_name_or_path,
-            revision=self.revision,
-            trust_remote_code=self.trust_remote_code,
-        )
+        from cpi_bench.harness_ext.models.source import load_model, load_tokenizer
+
+        # harness_ext.models.source: a folder, a .gguf file or a hub id, as cpi train loads it
+        common = {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
+        tokenizer = load_tokenizer(self.model_name_or_path, **common)
         encoded = []
         for messages in conversations:
             out = tokenizer.apply_chat_template(
@@ -168,16 +170,7 @@ class ResponseLossScorer:
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = getattr(torch, self.dtype) if self.dtype and self.dtype != "auto" else "auto"
-        model = (
-            AutoModelForCausalLM.from_pretrained(
-                self.model_name_or_path,
-                revision=self.revision,
-                dtype=dtype,
-                trust_remote_code=self.trust_remote_code,
-            )
-            .to(device)
-            .eval()
-        )
+        model = load_model(self.model_name_or_path, dtype=dtype, **common).to(device).eval()
 
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))  # less padding
         losses: list[float] = [math.inf] * len(encoded)
