@@ -18,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from cpi_bench.harness_ext.testing.public_fixtures import bio_rows, write_fixture_data
+from cpi_bench.harness_ext.testing.public_fixtures import (
+    bio_rows,
+    write_fixture_data,
+    write_suite_fixture_data,
+)
 
 __all__ = ["bio_rows"]  # re-exported: the CF_Bio rows now live in public_fixtures
 
@@ -42,6 +46,7 @@ REAL_DATA_DIR: Path | None = _real_data_dir_from_env()
 FIXTURE_DATA_DIR: Path = write_fixture_data(
     Path(tempfile.mkdtemp(prefix="cpi-public-fixtures-")) / "data"
 )
+write_suite_fixture_data(FIXTURE_DATA_DIR)  # NQ-Swap, ConflictQA, memo-trap files 2-4
 os.environ[DATA_DIR_ENV] = str(FIXTURE_DATA_DIR)
 
 

@@ -11,19 +11,124 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from cpi_bench.harness_ext.testing import fixtures
+
+LAUNCH_TIMEOUT_S = 300  # a healthy run takes well under a minute on 2 shared cores
+MARKER_ENV = "CPI_TEST_LAUNCH_ID"  # inherited by every process the launcher starts
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Live processes whose environment carries ``MARKER_ENV=marker``. torchrun starts each
+    worker in a session (and process group) of its own, and a worker whose launcher was
+    killed is re-parented to init, so neither the launcher's group nor its children list
+    finds them all; the inherited environment does."""
+    needle = f"{MARKER_ENV}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def kill_launch(proc: subprocess.Popen, marker: str) -> list[int]:
+    """SIGKILL the launcher's process group and every marked process's group; return the pids
+    found. Never our own group (the launcher has its own session, workers theirs)."""
+    pids = [proc.pid, *marked_processes(marker)]
+    groups = set()
+    for pid in pids:
+        try:
+            groups.add(os.getpgid(pid))
+        except ProcessLookupError:
+            continue
+    for group in groups - {os.getpgrp()}:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def run_launch(cmd: list[str], env: dict[str, str], timeout: int) -> tuple[int, str, str]:
+    """Run a launcher so that it can never hang the suite or outlive the test: its own
+    session, a deadline, and on timeout (or an interrupt) every process of the launch is
+    killed and the test fails with the output so far. On success nothing may be left."""
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, MARKER_ENV: marker},
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pids = kill_launch(proc, marker)
+        out, err = proc.communicate()
+        pytest.fail(
+            f"{cmd[0]} did not finish in {timeout}s; killed processes {pids}\n"
+            f"--- stdout (end) ---\n{out[-3000:]}\n--- stderr (end) ---\n{err[-6000:]}"
+        )
+    except BaseException:
+        kill_launch(proc, marker)
+        proc.communicate()
+        raise
+    deadline = time.monotonic() + 10  # workers exit with (or just before) their launcher
+    while (left := marked_processes(marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if left:
+        kill_launch(proc, marker)
+        pytest.fail(f"the launch left processes {left} running after it exited\n{err[-6000:]}")
+    return proc.returncode, out, err
+
+
+def test_end_distributed_drops_the_ddp_reducer_before_the_process_group(monkeypatch):
+    """The exit hang's fix, without a second process: DDP's Reducer (and the Logger that
+    shares it) must be gone before ``trainer.end()`` destroys the process group, so that the
+    Reducer never holds the group's last reference (see train.end_distributed)."""
+    import torch.distributed as dist
+
+    from cpi_bench.trainer.train import end_distributed
+
+    ddp = SimpleNamespace(reducer=object(), logger=object(), module="m")
+    seen = []
+
+    class Trainer:
+        model_wrapped = ddp
+        model = "m"
+        accelerator = SimpleNamespace(_models=[ddp])
+
+        def end(self):
+            seen.append(sorted(vars(ddp)))
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    end_distributed(Trainer())
+    assert seen == [["module"]]
 
 
 @pytest.mark.slow
@@ -77,14 +182,16 @@ def test_two_cpu_processes_ddp_qk_gpt2(tmp_path):
         "1e-3",
         "--disable_tqdm",
         "true",
+        "--ddp_timeout",
+        "120",  # a collective that waits for a dead rank fails instead of waiting 30 minutes
         "--output_dir",
         str(run),
     ]
     # gloo on one CPU host: bind to loopback. Left to pick an interface by host name, the
     # first all-reduce hung now and then on this machine (seen in 2 of 7 runs, never in 4 with lo).
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, _, err = run_launch(cmd, env, LAUNCH_TIMEOUT_S)
+    assert code == 0, err[-3000:]
     state = json.loads((run / "checkpoint-4" / "trainer_state.json").read_text())
     # 8 examples, 2 per process, 2 processes: 2 steps per epoch, so 4 steps are 2 epochs
     assert state["epoch"] == 2.0

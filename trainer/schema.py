@@ -184,7 +184,9 @@ def load_source(
             )
         if path.stat().st_size == 0:
             raise CPIError(f"dataset file {name} is empty; give a {_SUPPORTED} file with examples")
-        if suffix != ".parquet":
+        if suffix == ".parquet":
+            check_parquet_file(path, allowed)
+        else:
             check_json_file(path, allowed)
         return _load_local(path, LOCAL_SUFFIXES[suffix])
     if os.path.isdir(name):
@@ -353,6 +355,34 @@ def check_json_file(path: Path, allowed: tuple[str, ...] | None = None) -> JsonF
             where, problem = profile.problems[column]
             raise CPIError(f"{where}: field {column!r} {problem} (the {schema.name} schema)")
     return profile
+
+
+def check_parquet_file(path: Path, allowed: tuple[str, ...] | None = None) -> None:
+    """A parquet file's footer alone (no rows read): readable, has rows, and the schema's text
+    columns are typed as text, so the error comes before datasets converts the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path)
+    except Exception as err:  # noqa: BLE001 - ArrowInvalid, OSError, ...
+        raise CPIError(
+            f"dataset file {path} is not a readable parquet file ({_first_line(err)}); "
+            "write it again (e.g. Dataset.to_parquet) or convert it to JSON Lines"
+        ) from None
+    if meta.metadata.num_rows == 0:
+        raise CPIError(f"dataset file {path} has no rows; give a {_SUPPORTED} file with examples")
+    arrow = meta.schema_arrow
+    schema = detect_schema(arrow.names, str(path), allowed)
+    for column in schema.columns:
+        kind = arrow.field(column).type
+        if column in TEXT_COLUMNS and not (
+            pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+        ):
+            raise CPIError(
+                f"dataset file {path}: column {column!r} holds {kind} values, not text; store "
+                f"it as strings (the {schema.name} schema)"
+            )
 
 
 def _profile_json(path: Path) -> JsonFileProfile:

@@ -140,7 +140,7 @@ def check_args(script_args: Any, config: Any, model_args: Any) -> None:
         )
     if config.finetune == "lora":
         model_args.use_peft = True
-    check_model_files(model_args.model_name_or_path)
+    check_model_files(model_args.model_name_or_path, config.trust_remote_code)
     if config.eval_task_names:
         eval_callback_class()  # fail now, not after data preparation
 
@@ -156,11 +156,12 @@ _TOKENIZER_FILES = (
 )
 
 
-def check_model_files(spec: str) -> Any:
+def check_model_files(spec: str, trust_remote_code: bool = False) -> Any:
     """Resolve --model_name_or_path and read what a local model's files promise: config.json
-    is JSON, the weights' headers parse, tokenizer files exist. Why now: transformers finds
-    these problems only after data preparation (minutes with context_critical), and its
-    messages (a repo-id error for a missing folder, "header too large") name no fix."""
+    is a config transformers knows, the weights' headers parse, tokenizer files exist. Why
+    now: transformers finds these problems only after data preparation (minutes with
+    context_critical), and its messages (a repo-id error for a missing folder, "header too
+    large") name no fix."""
     import importlib.util
 
     from cpi_bench.harness_ext.models.source import resolve_model
@@ -173,6 +174,10 @@ def check_model_files(spec: str) -> Any:
         _check_gguf_magic(Path(str(src)))
     elif folder is not None and (folder / "config.json").is_file():
         _check_json_file(folder / "config.json")
+        with _model_load_errors(src, "config"):
+            from transformers import AutoConfig
+
+            AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
         _check_safetensors(src)
         if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
             raise CPIError(
