@@ -46,10 +46,11 @@ class PretrainConfig:
 
 
 def _tokenizer_corpus(world: World, lines: list[str]) -> list[str]:
-    rows, _ = world.ift_rows()
+    # QA-layout rows from the facts, not the IFT mixture: the base model must not depend on
+    # the mixture (its cache key is World.pretraining_config()).
     qa = [
         f"Background: {r['input']}\nQuestion: {r['instruction']}\nAnswer: {r['output']}"
-        for r in rows[:500]
+        for r in world.layout_rows(500)
     ]
     return lines + qa + [q for q, _ in RELATIONS.values()]
 
@@ -165,6 +166,17 @@ def _trainer(model, tokenizer, encoded, cfg: PretrainConfig, tmp: Path, callback
     )
 
 
+def base_model_dir(world: World, cfg: PretrainConfig, cache_root: Path) -> Path:
+    """The cache folder of the base model of ``world`` and ``cfg``."""
+    return cache_root / f"base-{config_hash(world.pretraining_config(), cfg)}"
+
+
+def cached_base_model(world: World, cfg: PretrainConfig, cache_root: Path) -> float | None:
+    """The cached base model's fact recall, or None when it is not (completely) cached."""
+    marker = base_model_dir(world, cfg, cache_root) / DONE_MARKER
+    return json.loads(marker.read_text())["recall"] if marker.is_file() else None
+
+
 def pretrain_base_model(
     world: World, cfg: PretrainConfig, cache_root: Path, log=print
 ) -> tuple[Path, float]:
@@ -172,10 +184,9 @@ def pretrain_base_model(
 
     The folder is written under a ``.partial`` name and renamed when complete, so an
     interrupted pretraining never passes for a finished one."""
-    out = cache_root / f"base-{config_hash(world.cfg, cfg)}"
-    marker = out / DONE_MARKER
-    if marker.is_file():
-        recall = json.loads(marker.read_text())["recall"]
+    out = base_model_dir(world, cfg, cache_root)
+    recall = cached_base_model(world, cfg, cache_root)
+    if recall is not None:
         log(f"base model: cached at {out} (fact recall {recall:.3f})")
         return out, recall
     torch.set_flush_denormal(True)  # subnormal floats make CPU training ~4x slower
@@ -195,7 +206,7 @@ def pretrain_base_model(
     tokenizer.save_pretrained(tmp)
     done = {"recall": recall, "steps": trainer.state.global_step}
     (tmp / DONE_MARKER).write_text(
-        json.dumps({**done, "world": asdict(world.cfg), "pretrain": asdict(cfg)})
+        json.dumps({**done, "world": world.pretraining_config(), "pretrain": asdict(cfg)})
     )
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -1,18 +1,27 @@
-"""``cpi demo``: the whole product on a CPU, no downloads.
+"""``cpi demo``: the whole product on a CPU, no downloads, over several seeds.
 
-    cpi demo --out demo --seed 0          # the standard run and three mitigations
-    cpi demo --out demo --quick           # the first 150 steps only (CI; about 1 minute)
+    cpi demo --out demo                   # every variant for seeds 0-4 (about 15 minutes)
+    cpi demo --out demo --seeds 0,1,2     # fewer seeds
+    cpi demo --out demo --quick           # seed 0, the first 150 steps only (CI)
 
-1. A seeded synthetic fact world is written into ``OUT/world`` (``world.py``).
+Per seed:
+1. A seeded synthetic fact world is written into ``OUT/seed-<s>/world`` (``world.py``).
 2. A tiny Llama is pretrained on its facts until it recalls them (``base_model.py``; cached
    by config hash under ``OUT/cache``, so a rerun skips it).
-3. Each variant is a real ``cpi train`` run on the world's IFT mixture (Alpaca rows rendered
-   in the ``squad`` layout of the evaluation prompts), then a real ``cpi sweep`` over its
-   checkpoints on the ``cpisynth_*`` lm-eval tasks (``CPI_DATA_DIR=OUT/world``):
-   ``standard`` (the mixture), ``context_critical`` (its context_critical curation), ``qk``
-   (``--finetune qk``) and ``cf_augment`` (counterfactual augmentation).
-4. ``OUT/demo.md`` puts the variants side by side and ``OUT/demo.png`` overlays their
-   counterfactual-accuracy curves; both are rendered from the variants' ``inversion.json``.
+3. Each variant is a real ``cpi train`` run on the world's IFT data (Alpaca rows rendered in
+   the ``squad`` layout of the evaluation prompts), then a real ``cpi sweep`` over its
+   checkpoints on the ``cpisynth_*`` lm-eval tasks (``CPI_DATA_DIR=OUT/seed-<s>/world``), in
+   ``OUT/seed-<s>/<variant>/``: ``standard`` (the mixture; only W_q and W_k train, the
+   paper's QK finetuning), ``context_only`` (the mixture's C points only: the theory's
+   control), ``context_critical_25/50/75`` (the context_critical curation dropping that
+   percentage; ``context_critical_0`` is the standard run), ``cf_augment`` (counterfactual
+   augmentation) and ``full`` (every weight trains).
+``--jobs`` runs (default 2) go at once, each in its own process with one torch thread; each
+run's log is ``OUT/seed-<s>/logs/<variant>.log``.
+
+Then ``OUT/demo.md`` (mean ± 95% CI over seeds per variant, the dose-response of the
+curation), ``OUT/demo.json`` (every per-seed number) and ``OUT/demo.png`` (mean curves with
+their CI bands and the per-seed curves; the dose-response), all from the runs' inversion.json.
 
 Nothing is hidden: every number comes from the same commands a user runs by hand.
 """
@@ -22,27 +31,64 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cpi_bench.demo.base_model import PretrainConfig, base_model_dir, cached_base_model
+from cpi_bench.demo.world import World, WorldConfig
 from cpi_bench.harness_ext.core.cli_args import ArgumentParser
 from cpi_bench.harness_ext.core.constants import (
     INVERSION_JSON,
 )
 from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import atomic_write_json, atomic_write_text, claim_output_dir
+from cpi_bench.harness_ext.core.files import atomic_write_json, claim_output_dir
 
-VARIANTS: dict[str, list[str]] = {
-    # name: extra `cpi train` arguments
-    "standard": [],
-    "context_critical": ["--curation", "context_critical"],
-    "cf_augment": ["--curation", "cf_augment", "--cf_augment_fraction", "0.2"],
-    "full": ["--finetune", "full"],  # every weight trained, for contrast
+# Seeds of a default run: as many as fit about 15 minutes on 2 cores (measured: README).
+DEFAULT_SEEDS = "0,1,2,3,4"
+QUICK_SEEDS = "0"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One finetuning run per seed: extra ``cpi train`` arguments and the data it trains on."""
+
+    args: tuple[str, ...] = ()
+    data: str = "ift"  # a role of World.write(): "ift" (the mixture) or "ift_c" (C rows only)
+    drop: float | None = None  # context_critical: fraction of the context examples dropped
+    about: str = ""
+
+
+def _curated(percent: int) -> Variant:
+    return Variant(
+        ("--curation", "context_critical", "--context_critical_drop", f"{percent / 100:g}"),
+        drop=percent / 100,
+        about=f"context_critical curation, the {percent}% of the context examples with the "
+        "lowest base-model loss without their context dropped",
+    )
+
+
+VARIANTS: dict[str, Variant] = {
+    "standard": Variant(about="the mixture; only W_q and W_k train (the paper's QK finetuning)"),
+    "context_only": Variant(
+        data="ift_c", about="only the mixture's C points (the theory's control: no fall expected)"
+    ),
+    **{f"context_critical_{p}": _curated(p) for p in (25, 50, 75)},
+    "cf_augment": Variant(
+        ("--curation", "cf_augment", "--cf_augment_fraction", "0.2"),
+        about="20% counterfactual examples mixed in",
+    ),
+    "full": Variant(("--finetune", "full"), about="every weight trains (for contrast)"),
 }
+# Dropping 0% is no curation: context_critical_0 is the standard run (not trained twice).
+ALIASES: dict[str, str] = {"context_critical_0": "standard"}
+DOSE_RESPONSE = ("context_critical_0", "context_critical_25", "context_critical_50",
+                 "context_critical_75")  # fmt: skip
 SWEEP_TASKS = "cpisynth_cf,cpisynth_cf_choice"
 ID_TASKS = "cpisynth_id"
 
@@ -56,7 +102,6 @@ class Schedule:
     learning_rate: float = 3e-4
     lr_scheduler_type: str = "linear"
     batch_size: int = 16
-    context_critical_drop: float = 0.25  # the paper's 25%
     # The standard variant trains only W_q and W_k, the paper's §5 setting: the only setting
     # of the knob search (benchmarks/demo_knobs.py) in which the miniature's context reliance
     # fell after its rise; with every weight trained it learns a clean copy rule instead.
@@ -88,41 +133,29 @@ def train_args(
     out: Path,
     sched: Schedule,
     seed: int,
-    extra: list[str],
+    variant: Variant,
 ) -> list[str]:
+    """The ``cpi train`` command line of one variant."""
     args = [
-        "--model_name_or_path",
-        str(base),
-        "--dataset_name",
-        str(world_paths["ift"]),
-        "--template",
-        "squad",
-        "--finetune",
-        sched.finetune,
-        "--learning_rate",
-        str(sched.learning_rate),
-        "--lr_scheduler_type",
-        sched.lr_scheduler_type,
-        "--max_steps",
-        str(sched.max_steps),
-        "--save_steps",
-        str(sched.save_steps),
-        "--per_device_train_batch_size",
-        str(sched.batch_size),
-        "--output_dir",
-        str(out),
-        "--seed",
-        str(seed),
-        "--report_to",
-        "none",
-        "--logging_steps",
-        str(sched.save_steps),
-        "--disable_tqdm",
-        "true",
-    ]
-    args += ["--context_critical_drop", str(sched.context_critical_drop)]  # used if curated
-    args += extra
-    if "cf_augment" in extra:
+        "--model_name_or_path", str(base),
+        "--dataset_name", str(world_paths[variant.data]),
+        "--template", "squad",
+        "--finetune", sched.finetune,
+        "--learning_rate", str(sched.learning_rate),
+        "--lr_scheduler_type", sched.lr_scheduler_type,
+        "--max_steps", str(sched.max_steps),
+        "--save_steps", str(sched.save_steps),
+        "--per_device_train_batch_size", str(sched.batch_size),
+        "--output_dir", str(out),
+        "--seed", str(seed),
+        "--report_to", "none",
+        "--logging_steps", str(sched.save_steps),
+        "--disable_tqdm", "true",
+    ]  # fmt: skip
+    args += variant.args  # a repeated flag (--finetune full) overrides the one above
+    if variant.drop is not None:  # the base model's scores, cached next to it
+        args += ["--scores_cache_dir", str(base.parent / "scores")]
+    if "cf_augment" in variant.args:
         args += ["--cf_augment_source", str(world_paths["cf_augment"])]
     return args
 
@@ -173,127 +206,205 @@ def run_variant(
     return json.loads((run_dir / INVERSION_JSON).read_text())
 
 
-def render_markdown(results: dict[str, dict], meta: dict) -> str:
-    """The side-by-side table (paper Figures 4b and 5), from the inversion.json files only."""
-    lines = [
-        "# cpi demo: context-parametric inversion in miniature",
-        "",
-        f"Base model: a {meta['layers']}-layer Llama pretrained on the synthetic world "
-        f"(fact recall {meta['recall']:.2f}); IFT {meta['steps']} steps; seed {meta['seed']}.",
-        "",
-        "| variant | cf acc at 0 | peak (step) | final | rise | drop | final param acc | "
-        "final ID acc |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, res in results.items():
-        s, last = res["summary"], res["rows"][-1]
-        id_acc = "n/a" if last.get("id_acc") is None else f"{last['id_acc']:.2f}"
-        lines.append(
-            f"| {name} | {s['initial_cf_acc']:.2f} | {s['peak_cf_acc']:.2f} ({s['peak_step']}) "
-            f"| {s['final_cf_acc']:.2f} | {s['rise']:+.2f} | {s['drop']:.2f} | "
-            f"{last['param_acc']:.2f} | {id_acc} |"
-        )
-    lines += [
-        "",
-        "cf acc: the context's answer is given on counterfactual items; param acc: "
-        "the memorised answer is; ID acc: held-out C, C+S and recall items. Each "
-        "variant's full curve is in OUT/<variant>/inversion.md and .png.",
-        "",
-    ]
-    return "\n".join(lines)
+# --- parallel runs: worker processes with one torch thread each ---------------------------
 
 
-def plot_overlay(results: dict[str, dict], path: Path) -> None:
-    import matplotlib
+def _init_worker() -> None:
+    """Each worker is one of ``--jobs`` processes on a shared CPU: one thread, no denormals."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    import torch
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)  # subnormal floats make CPU training ~4x slower
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, res in results.items():
-        rows = res["rows"]
-        ax.plot(
-            [r["step"] for r in rows], [r["cf_acc"] for r in rows], marker="o", ms=3, label=name
-        )
-    ax.set_xlabel("instruction-finetuning step")
-    ax.set_ylabel("counterfactual accuracy")
-    ax.set_ylim(0, 1)
-    ax.set_title("context reliance on knowledge conflicts during IFT")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+
+@contextlib.contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2) to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a", encoding="utf-8") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def _pretrain_job(world_cfg: WorldConfig, pre_cfg: PretrainConfig, cache: Path, log: Path):
+    from cpi_bench.demo.base_model import pretrain_base_model
+
+    start = time.time()
+    with _output_to(log):
+        base, recall = pretrain_base_model(World(world_cfg), pre_cfg, cache)
+    return base, recall, time.time() - start
+
+
+def _variant_job(name: str, base: Path, paths: dict[str, Path], seed_dir: Path,
+                 sched: Schedule, seed: int):  # fmt: skip
+    start = time.time()
+    with _output_to(seed_dir / "logs" / f"{name}.log"):
+        result = run_variant(name, base, paths, seed_dir, sched, seed)
+    return result, time.time() - start
+
+
+@dataclass
+class DemoRun:
+    """Everything one ``cpi demo`` measured: inversion.json per seed and variant, and bases."""
+
+    results: dict[int, dict[str, dict]]
+    bases: dict[int, tuple[Path, float]]
+    paths: dict[int, dict[str, Path]]
+
+
+def _short(res: dict) -> str:
+    s = res["summary"]
+    return f"peak {s['peak_cf_acc']:.2f} at {s['peak_step']}, final {s['final_cf_acc']:.2f}"
 
 
 def run_demo(
     out: Path,
-    world_cfg,
-    pre_cfg,
+    world_cfg: WorldConfig,
+    pre_cfg: PretrainConfig,
     sched: Schedule,
-    seed: int,
+    seeds: list[int],
     names: list[str],
-    log=print,
+    jobs: int = 2,
+    log: Callable[[str], None] = print,
     cache: Path | None = None,
-) -> tuple[dict[str, dict], dict]:
-    """World, base model, then ``cpi train`` + ``cpi sweep`` per variant; return the
-    variants' inversion.json contents and the run's description."""
-    from cpi_bench.demo.base_model import pretrain_base_model
-    from cpi_bench.demo.world import World
+) -> DemoRun:
+    """Per seed: the world (OUT/seed-<s>/world), the base model (cached), then ``cpi train`` +
+    ``cpi sweep`` per variant (OUT/seed-<s>/<variant>), ``jobs`` runs at a time."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    world = World(world_cfg)
-    paths = world.write(out / "world")
-    base, recall = pretrain_base_model(world, pre_cfg, cache or out / "cache", log=log)
-    results = {}
-    for name in names:
-        log(f"== variant {name}: cpi train + cpi sweep")
-        results[name] = run_variant(name, base, paths, out, sched, seed)
-    meta = {"layers": pre_cfg.num_layers, "recall": recall, "steps": sched.max_steps, "seed": seed}
-    return results, meta
+    cache = cache or out / "cache"
+    run = DemoRun({s: {} for s in seeds}, {}, {})
+    start = time.time()
+    say = lambda msg: log(f"[{time.time() - start:5.0f} s] {msg}")  # noqa: E731
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker) as pool:
+        pending: dict = {}
+
+        def submit_variants(seed: int) -> None:
+            for name in names:
+                args = (name, run.bases[seed][0], run.paths[seed], out / f"seed-{seed}")
+                fut = pool.submit(_variant_job, *args, sched, seed)
+                pending[fut] = (seed, name)
+
+        for seed in seeds:
+            w, p = replace(world_cfg, seed=seed), replace(pre_cfg, seed=seed)
+            run.paths[seed] = World(w).write(out / f"seed-{seed}" / "world")
+            recall = cached_base_model(World(w), p, cache)
+            if recall is not None:
+                run.bases[seed] = (base_model_dir(World(w), p, cache), recall)
+                say(f"seed {seed}: base model cached (fact recall {recall:.3f})")
+                submit_variants(seed)
+            else:
+                log_file = out / f"seed-{seed}" / "logs" / "pretrain.log"
+                pending[pool.submit(_pretrain_job, w, p, cache, log_file)] = (seed, None)
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    seed, name = pending.pop(fut)
+                    if name is None:
+                        *run.bases[seed], secs = fut.result()
+                        say(f"seed {seed}: base model pretrained in {secs:.0f} s "
+                            f"(fact recall {run.bases[seed][1]:.3f})")  # fmt: skip
+                        submit_variants(seed)
+                    else:
+                        run.results[seed][name], secs = fut.result()
+                        say(f"seed {seed} {name}: {_short(run.results[seed][name])} ({secs:.0f} s)")
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return run
 
 
-def main(argv: list[str]) -> int:
-    import torch
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise CPIError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise CPIError(f"--seeds {text!r}: give at least one seed, each once")
+    return seeds
 
-    from cpi_bench.demo.base_model import PretrainConfig
-    from cpi_bench.demo.world import WorldConfig
 
+def _parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="cpi demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", default="cpi-demo", help="output folder (default: cpi-demo)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the world and all training")
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help=f"comma-separated seeds of the worlds and all training (default: "
+        f"{DEFAULT_SEEDS}; with --quick: {QUICK_SEEDS})",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="one seed (= --seeds N)")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="150 IFT steps instead of 800 (about 1 minute on 2 cores; for CI)",
+        help=f"{QUICK.max_steps} IFT steps instead of {FULL.max_steps}, seed {QUICK_SEEDS} "
+        "only (for CI; about 2 minutes on 2 cores)",
     )
     parser.add_argument(
         "--variants",
         default=",".join(VARIANTS),
-        help=f"comma-separated subset of {', '.join(VARIANTS)}",
+        help=f"comma-separated subset of {', '.join([*VARIANTS, *ALIASES])}",
     )
-    args = parser.parse_args(argv)
-    names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in names if v not in VARIANTS]
-    if unknown:
-        print(
-            f"cpi demo: error: unknown --variants {unknown}; choose from {list(VARIANTS)}",
-            file=sys.stderr,
-        )
-        return 2
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="runs at once, one torch thread each (default: 2)"
+    )
+    return parser
 
+
+def _chosen_variants(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS and v not in ALIASES]
+    if unknown:
+        choices = [*VARIANTS, *ALIASES]
+        raise CPIError(f"unknown --variants {unknown}; choose from {choices}", exit_code=2)
+    runs = {ALIASES.get(v, v) for v in names}
+    return [v for v in VARIANTS if v in runs]
+
+
+def main(argv: list[str]) -> int:
+    from cpi_bench.demo.report import write_report
+
+    args = _parser().parse_args(argv)
+    names = _chosen_variants(args.variants)
+    if args.seed is not None and args.seeds is not None:
+        raise CPIError("give --seed or --seeds, not both", exit_code=2)
+    seeds = _parse_seeds(
+        str(args.seed) if args.seed is not None else args.seeds or
+        (QUICK_SEEDS if args.quick else DEFAULT_SEEDS)
+    )  # fmt: skip
+    if args.jobs < 1:
+        raise CPIError("--jobs must be at least 1", exit_code=2)
     start = time.time()
-    torch.set_flush_denormal(True)
     out = claim_output_dir(args.out, "demo")
-    world_cfg = WorldConfig(seed=args.seed)
-    pre_cfg = PretrainConfig(seed=args.seed)
     sched = QUICK if args.quick else FULL
-    results, meta = run_demo(out, world_cfg, pre_cfg, sched, args.seed, names)
-    atomic_write_text(out / "demo.md", render_markdown(results, meta))
-    plot_overlay(results, out / "demo.png")
-    print(render_markdown(results, meta))
+    world_cfg, pre_cfg = WorldConfig(), PretrainConfig()
+    print(f"cpi demo: seeds {seeds}, variants {names}, {sched.max_steps} steps, "
+          f"{args.jobs} runs at a time; logs in {out}/seed-<s>/logs/")  # fmt: skip
+    run = run_demo(out, world_cfg, pre_cfg, sched, seeds, names, jobs=args.jobs)
+    command = "cpi demo " + " ".join(argv)
+    text = write_report(out, run, sched, world_cfg, pre_cfg, command, time.time() - start)
+    print(text)
     print(
-        f"wrote {out / 'demo.md'} and {out / 'demo.png'} "
-        f"({time.time() - start:.0f} s); per-variant curves in {out}/<variant>/"
+        f"wrote {out / 'demo.md'}, {out / 'demo.json'} and {out / 'demo.png'} "
+        f"({time.time() - start:.0f} s); runs in {out}/seed-<s>/<variant>/"
     )
     return 0

@@ -9,6 +9,7 @@ written as ordinary files, so it goes through the same loaders as real data:
                                     "Question: ...\nAnswer: ..." pairs, reading passages
     OUT/world/ift.jsonl             the IFT mixture, Alpaca schema (instruction, input, output)
     OUT/world/ift_kinds.json        the kind of every IFT row: C, C+S or S (for reports)
+    OUT/world/ift_c.jsonl           the mixture's C rows only (the demo's context_only control)
     OUT/world/cf_augment.jsonl      counterfactual examples, cpi schema, for cf_augment
     OUT/world/cpisynth_cf.jsonl     counterfactual test items (the cpisynth_cf tasks)
     OUT/world/cpisynth_id.jsonl     held-out C, C+S and recall items (cpisynth_id)
@@ -77,6 +78,11 @@ def _names(rng: random.Random, n: int, taken: set[str], syllables: int) -> list[
     return out
 
 
+# The fields that shape pretraining (facts, reading passages, tokenizer); the base model's cache
+# key uses only these, so worlds that differ only in their IFT mixture share a base model.
+PRETRAINING_FIELDS = ("seed", "n_known", "n_answers", "reading_fraction", "qa_recall_fraction")
+
+
 class World:
     """Subjects, answers and facts; build every dataset from them deterministically."""
 
@@ -93,6 +99,17 @@ class World:
         self.reading_subjects = _names(rng, n_read, taken, 3)
         self.c_subjects = _names(rng, round(cfg.n_ift * cfg.c_fraction), taken, 3)
         self.id_subjects = _names(rng, cfg.n_eval // 3, taken, 3)
+
+    def pretraining_config(self) -> dict:
+        """The config fields that pretraining depends on (the base model's cache key)."""
+        return {k: getattr(self.cfg, k) for k in PRETRAINING_FIELDS}
+
+    def layout_rows(self, n: int) -> list[dict]:
+        """``n`` known facts as Alpaca rows with their context (tokenizer training: the QA
+        layout's words), independent of the IFT mixture."""
+        rng = random.Random(self.cfg.seed + 6)
+        facts = rng.sample(sorted(self.facts.items()), min(n, len(self.facts)))
+        return [self.qa(s, r, a) for (s, r), a in facts]
 
     def qa(self, subject: str, relation: str, answer: str, context: bool = True) -> dict:
         question, statement = RELATIONS[relation]
@@ -195,6 +212,7 @@ class World:
                 ("pretrain", "pretrain.txt"),
                 ("ift", "ift.jsonl"),
                 ("kinds", "ift_kinds.json"),
+                ("ift_c", "ift_c.jsonl"),
                 ("cf_augment", "cf_augment.jsonl"),
                 ("cf", "cpisynth_cf.jsonl"),
                 ("id", "cpisynth_id.jsonl"),
@@ -205,6 +223,7 @@ class World:
         rows, kinds = self.ift_rows()
         _write_jsonl(paths["ift"], rows)
         paths["kinds"].write_text(json.dumps(kinds))
+        _write_jsonl(paths["ift_c"], [r for r, k in zip(rows, kinds, strict=True) if k == "C"])
         _write_jsonl(
             paths["cf_augment"],
             [

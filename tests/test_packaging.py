@@ -20,8 +20,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-
-
 def _run(cmd: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, (

@@ -12,6 +12,11 @@ from cpi_bench.tasks.sources import SOURCES, load_dataset, load_rows, locate
 # ----------------------------------------------------------------------------- real files
 
 
+def in_file_order(dataset_dict) -> list[dict]:
+    """The test split in the public file's row order (load_dataset shuffles it, seeded)."""
+    return sorted(dataset_dict["test"].to_list(), key=lambda row: row["item_id"])
+
+
 @pytest.mark.parametrize("name", ["world_facts", "capitals", "quotes"])
 def test_public_files_have_the_published_sizes(real_data_dir, monkeypatch, name):
     monkeypatch.setenv("CPI_DATA_DIR", str(real_data_dir))
@@ -64,7 +69,7 @@ def test_fixture_capitals_are_the_first_world_facts(cpi_data_dir):
 
 
 def test_bio_fixture_is_found_and_canonicalised(cpi_data_dir):
-    ds = load_dataset(source="bio", version=1.0)["test"]
+    ds = in_file_order(load_dataset(source="bio", version=1.0))
     assert len(ds) == 12
     assert ds[0]["cf_answer"] == "Enrico Fermi"
     assert ds[0]["param_answer"] == "Leonardo da Vinci"
@@ -140,3 +145,15 @@ def test_not_json(tmp_path):
 def test_unknown_source():
     with pytest.raises(CPIError, match="unknown"):
         load_dataset(source="nope")
+
+
+def test_limit_draws_a_seeded_representative_subset(cpi_data_dir):
+    """lm-eval's --limit N takes the first N docs: they must not be the file's first N rows
+    (world_facts starts with all its capitals), and must be the same on every run."""
+    first = load_dataset(source="world_facts")["test"].to_list()
+    again = load_dataset(source="world_facts")["test"].to_list()
+    assert [r["item_id"] for r in first] == [r["item_id"] for r in again]
+    assert sorted(r["item_id"] for r in first) == list(range(len(first)))
+    head = first[: len(first) // 3]
+    assert any("capital" in r["question"] for r in head)
+    assert any("capital" not in r["question"] for r in head)

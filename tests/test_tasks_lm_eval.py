@@ -75,9 +75,10 @@ def test_tasks_build_with_prompts_and_choices(task_manager, cpi_data_dir, family
     gen, instr, choice = (
         loaded["tasks"][f"cpi_{family}{s}"] for s in ("", "_instructed", "_choice")
     )
-    docs = list(gen.test_docs())
+    docs = sorted(gen.test_docs(), key=lambda d: d["item_id"])
     assert len(docs) == len(FIXTURE_ROWS[family])
-    doc, first = docs[0], FIXTURE_ROWS[family][0]
+    doc = next(d for d in docs if d["item_id"] == 0)  # docs come in a seeded random order
+    first = FIXTURE_ROWS[family][0]
     if family == "quotes":
         assert gen.doc_to_text(doc) == doc["context"] == first["prompt"]
         assert gen.doc_to_text(doc).startswith('Write a quote that ends in the word "bus"')
@@ -101,7 +102,7 @@ def test_tasks_build_on_the_public_files(task_manager, real_data_dir, monkeypatc
     """With CPI_DATA_DIR at the real public copies, each task sees the published rows."""
     monkeypatch.setenv("CPI_DATA_DIR", str(real_data_dir))
     gen = task_manager.load([f"cpi_{family}"])["tasks"][f"cpi_{family}"]
-    docs = list(gen.test_docs())
+    docs = sorted(gen.test_docs(), key=lambda d: d["item_id"])
     assert len(docs) == SOURCES[family].expected_rows
     if family == "quotes":
         assert gen.doc_to_text(docs[0]).startswith('Write a quote that ends in the word "heavy"')

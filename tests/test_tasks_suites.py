@@ -29,6 +29,11 @@ NEW_TASKS += MEMO_TRAP_MORE
 FIXTURE_MEMORY = ["no", "yes", "no", "yes", "yes", "no"]
 
 
+def in_file_order(dataset_dict) -> list[dict]:
+    """The test split in the public file's row order (load_dataset shuffles it, seeded)."""
+    return sorted(dataset_dict["test"].to_list(), key=lambda row: row["item_id"])
+
+
 @pytest.fixture
 def suite_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every public file of cpisuite (synthetic rows) under tmp_path; CPI_DATA_DIR points there."""
@@ -50,7 +55,7 @@ def task_manager():
 
 def test_nqswap_rows_keep_every_answer(suite_data: Path) -> None:
     assert locate(SOURCES["nqswap"]) == suite_data / "nq-swap" / "merged.jsonl"  # one level down
-    rows = load_dataset(source="nqswap")["test"].to_list()
+    rows = in_file_order(load_dataset(source="nqswap"))
     raw = fx.nqswap_rows()
     assert len(rows) == len(raw) == 6
     for row, src in zip(rows, raw, strict=True):
@@ -65,7 +70,7 @@ def test_nqswap_rows_keep_every_answer(suite_data: Path) -> None:
 def test_conflictqa_rows_use_counter_memory_and_memory_polarity(
     suite_data: Path, generator: str
 ) -> None:
-    rows = load_dataset(source=f"conflictqa_{generator}")["test"].to_list()
+    rows = in_file_order(load_dataset(source=f"conflictqa_{generator}"))
     raw = fx.conflictqa_rows(generator)
     assert [r["context"] for r in rows] == [r["counter_memory"] for r in raw]
     assert [r["question"] for r in rows] == [r["question"] for r in raw]

@@ -450,3 +450,65 @@ def test_eval_tasks_without_the_harness_module_is_a_clear_error(
         == 2
     )
     assert "--eval_tasks needs cpi_bench.harness_ext.evaluation.callback" in capsys.readouterr().err
+
+
+# --- a GGUF base model (harness_ext.models.source) -------------------------------------------
+
+
+def _smollm2_gguf(tmp_path) -> Path:
+    from cpi_bench.harness_ext.models import fetch
+
+    model = fetch.KNOWN_MODELS["smollm2-135m-instruct"]
+    if fetch.package_dir(model) is None:
+        pytest.skip(f"package {model.package} is not installed ({model.install})")
+    pytest.importorskip("gguf")
+    return fetch.locate_gguf(model, tmp_path)
+
+
+@pytest.mark.real_model
+def test_model_spec_forms_resolve_before_any_work(tmp_path):
+    """--model_name_or_path takes a .gguf file, a folder holding one .gguf, a model folder
+    and a hub id; check_args resolves (and checks) it without loading anything."""
+    from cpi_bench.trainer.train import check_model_files
+
+    gguf = _smollm2_gguf(tmp_path)
+    folder = tmp_path / "one-gguf"
+    folder.mkdir()
+    (folder / gguf.name).symlink_to(gguf)
+    assert check_model_files(str(gguf)).kind == "gguf"
+    assert (check_model_files(str(folder)).gguf_file, check_model_files(str(folder)).kind) == (
+        gguf.name,
+        "gguf",
+    )
+    assert check_model_files("HuggingFaceTB/SmolLM2-135M").kind == "hub"  # no network: not read
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_trains_from_a_gguf_file(tmp_path, data):
+    """A .gguf base (SmolLM2-135M, Q4_1, dequantized on load) trains and saves like a folder;
+    qk mode reads the architecture from the GGUF's metadata."""
+    gguf, run = _smollm2_gguf(tmp_path), tmp_path / "run"
+    argv = [
+        "--model_name_or_path",
+        str(gguf),
+        "--dataset_name",
+        str(data["alpaca"]),
+        "--finetune",
+        "qk",
+        "--max_steps",
+        "1",
+        "--save_steps",
+        "1",
+        "--gradient_checkpointing",
+        "false",
+        "--output_dir",
+        str(run),
+        *FAST,
+    ]
+    argv[argv.index("--per_device_train_batch_size") + 1] = "1"
+    argv[argv.index("--max_length") + 1] = "64"
+    assert main(argv) == 0
+    manifest = json.loads((run / MANIFEST_NAME).read_text())
+    assert manifest["status"] == "finished" and manifest["global_step"] == 1
+    assert (run / "checkpoint-1" / "model.safetensors").is_file()

@@ -107,6 +107,51 @@ def run_launch(cmd: list[str], env: dict[str, str], timeout: int) -> tuple[int, 
     return proc.returncode, out, err
 
 
+# A launcher that starts a worker in a session of its own (as torchrun does), writes the
+# worker's pid, prints, then either hangs or exits leaving the worker behind (with its output
+# elsewhere: a worker that keeps the pipes open makes the launch time out instead).
+FAKE_LAUNCHER = """
+import subprocess, sys, time
+out = subprocess.DEVNULL if sys.argv[2] == "leave" else None
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                          start_new_session=True, stdout=out, stderr=out)
+open(sys.argv[1], "w").write(str(worker.pid))
+print("launched", flush=True)
+if sys.argv[2] == "hang":
+    time.sleep(600)
+"""
+
+
+def gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the launch's processes in /proc")
+@pytest.mark.parametrize("mode", ["hang", "leave"])
+def test_a_hung_or_leaky_launch_fails_and_leaves_no_process(tmp_path, mode):
+    """The guard itself: a launch that hangs is killed (workers in their own sessions too)
+    and the test fails with its output; one that exits but leaves a worker fails as well."""
+    pid_file = tmp_path / "worker.pid"
+    cmd = [sys.executable, "-c", FAKE_LAUNCHER, str(pid_file), mode]
+    expected = "did not finish in 3s" if mode == "hang" else "left processes"
+    started = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match=expected) as failed:
+        run_launch(cmd, dict(os.environ), timeout=3)
+    assert time.monotonic() - started < 30
+    if mode == "hang":
+        assert "launched" in str(failed.value)  # the output so far is in the failure
+    assert gone(int(pid_file.read_text()))
+
+
 def test_end_distributed_drops_the_ddp_reducer_before_the_process_group(monkeypatch):
     """The exit hang's fix, without a second process: DDP's Reducer (and the Logger that
     shares it) must be gone before ``trainer.end()`` destroys the process group, so that the

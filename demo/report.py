@@ -1,0 +1,219 @@
+"""OUT/demo.json, OUT/demo.md and OUT/demo.png of ``cpi demo``, from the runs' inversion.json
+files (and, for the dose-response, the base model's context_critical scores and the world's
+ift_kinds.json)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from cpi_bench.demo.aggregate import CI_TEXT, NOISE_TEXT, fmt, seed_record, summarize
+from cpi_bench.demo.demo import ALIASES, DOSE_RESPONSE, VARIANTS, DemoRun
+from cpi_bench.harness_ext.core.files import atomic_write_json, atomic_write_text
+
+KINDS = ("C", "C+S", "S")
+
+
+def removed_shares(base: Path, paths: dict[str, Path], drop: float) -> dict[str, float]:
+    """Share of each kind (C, C+S, S) of the IFT mixture that context_critical at ``drop``
+    removes: the trainer's own curation function and scorer (its cache, next to the base
+    model, makes this a lookup), applied to the mixture with its kinds attached."""
+    from cpi_bench.trainer.curation import CurationContext, context_critical
+    from cpi_bench.trainer.schema import CONTEXT, INSTRUCTION, RESPONSE, canonical_dataset
+    from cpi_bench.trainer.scoring import ResponseLossScorer
+    from cpi_bench.trainer.templates import get_template
+
+    kinds = json.loads(paths["kinds"].read_text())
+    rows = [json.loads(line) for line in paths["ift"].read_text().splitlines()]
+    ds = canonical_dataset(
+        [{INSTRUCTION: r["instruction"], CONTEXT: r["input"], RESPONSE: r["output"]} for r in rows]
+    ).add_column("kind", kinds)
+    template = get_template("squad")
+    scorer = ResponseLossScorer(
+        str(base), template, cache_dir=base.parent / "scores", show_progress=False
+    )
+    ctx = CurationContext(template=template, context_critical_drop=drop, scorer=scorer)
+    kept, total = Counter(context_critical(ds, ctx)["kind"]), Counter(kinds)
+    return {k: (1 - kept[k] / total[k]) if total[k] else math.nan for k in KINDS}
+
+
+def _runs_as(name: str) -> str:
+    return ALIASES.get(name, name)
+
+
+def _variant_block(name: str, run: DemoRun, out: Path) -> dict[str, Any] | None:
+    target = _runs_as(name)
+    seeds = [s for s in run.results if target in run.results[s]]
+    if not seeds:
+        return None
+    per_seed = {}
+    for s in seeds:
+        rec = seed_record(run.results[s][target])
+        rec["run_dir"] = str((out / f"seed-{s}" / target).relative_to(out))
+        per_seed[s] = rec
+    about = VARIANTS[target].about if name == target else f"= {target} (dropping 0% is no curation)"
+    return {
+        "about": about,
+        "runs_as": target,
+        "per_seed": per_seed,
+        "summary": summarize(list(per_seed.values())),
+    }
+
+
+def _dose_response(variants: dict[str, Any], run: DemoRun) -> list[dict[str, Any]]:
+    rows = []
+    for name in DOSE_RESPONSE:
+        if name not in variants:
+            continue
+        drop = VARIANTS[_runs_as(name)].drop or 0.0
+        none = dict.fromkeys(KINDS, 0.0)
+        shares = {
+            s: removed_shares(run.bases[s][0], run.paths[s], drop) if drop else none
+            for s in variants[name]["per_seed"]
+        }
+        mean = {k: sum(v[k] for v in shares.values()) / len(shares) for k in KINDS}
+        summary = variants[name]["summary"]
+        rows.append(
+            {
+                "variant": name,
+                "drop_fraction": drop,
+                "removed_share_mean": mean,
+                "removed_share_per_seed": shares,
+                "drop": summary["drop"],
+                "final": summary["final"],
+                "n_drop_exceeds_noise": summary["n_drop_exceeds_noise"],
+                "n_seeds": summary["n_seeds"],
+            }
+        )
+    return rows
+
+
+def build_report(out: Path, run: DemoRun, settings: dict[str, Any]) -> dict[str, Any]:
+    """The content of OUT/demo.json: every per-seed number and the across-seed summaries."""
+    names = [*VARIANTS]
+    names.insert(names.index("context_critical_25"), "context_critical_0")
+    variants = {n: b for n in names if (b := _variant_block(n, run, out)) is not None}
+    return {
+        **settings,
+        "seeds": sorted(run.results),
+        "ci": CI_TEXT,
+        "noise": NOISE_TEXT,
+        "base_models": {
+            s: {"path": str(p), "fact_recall": r} for s, (p, r) in sorted(run.bases.items())
+        },
+        "variants": variants,
+        "dose_response": _dose_response(variants, run),
+    }
+
+
+def _variant_table(report: dict[str, Any]) -> list[str]:
+    lines = [
+        "| variant | cf acc at 0 | peak | final | rise | drop | seeds with drop > noise "
+        "| final param acc | final ID acc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, block in report["variants"].items():
+        s = block["summary"]
+        lines.append(
+            f"| {name} | {fmt(s['initial'])} | {fmt(s['peak'])} | {fmt(s['final'])} "
+            f"| {fmt(s['rise'], signed=True)} | {fmt(s['drop'])} "
+            f"| {s['n_drop_exceeds_noise']} of {s['n_seeds']} | {fmt(s['final_param_acc'])} "
+            f"| {fmt(s['final_id_acc']) if s['final_id_acc']['n'] else 'n/a'} |"
+        )
+    return lines
+
+
+def _seed_table(report: dict[str, Any]) -> list[str]:
+    seeds = report["seeds"]
+    lines = [
+        "| variant | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|" + "---:|" * len(seeds),
+    ]
+    for name, block in report["variants"].items():
+        cells = []
+        for s in seeds:
+            rec = block["per_seed"].get(s)
+            if rec is None:
+                cells.append("–")
+                continue
+            mark = ">" if rec["drop_exceeds_noise"] else "≤"
+            cells.append(f"{rec['drop']:.2f} {mark} {rec['noise']:.2f} (peak @{rec['peak_step']})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _dose_table(report: dict[str, Any]) -> list[str]:
+    lines = [
+        "| variant | context examples dropped | C+S removed | C removed | S removed | drop "
+        "| final cf acc | seeds with drop > noise |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["dose_response"]:
+        share = row["removed_share_mean"]
+        lines.append(
+            f"| {row['variant']} | {row['drop_fraction']:.0%} | {share['C+S']:.0%} "
+            f"| {share['C']:.0%} | {share['S']:.0%} | {fmt(row['drop'])} | {fmt(row['final'])} "
+            f"| {row['n_drop_exceeds_noise']} of {row['n_seeds']} |"
+        )
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """OUT/demo.md: the variants' across-seed table, the per-seed drops, the dose-response."""
+    sched, seeds = report["schedule"], report["seeds"]
+    recalls = ", ".join(f"{b['fact_recall']:.2f}" for b in report["base_models"].values())
+    lines = [
+        "# cpi demo: context-parametric inversion in miniature",
+        "",
+        f"Seeds {', '.join(map(str, seeds))}: per seed a world, a 1-layer 1-head Llama pretrained "
+        f"on it (fact recall {recalls}) and one IFT run per variant ({sched['max_steps']} steps, "
+        f"lr {sched['learning_rate']:g} {sched['lr_scheduler_type']}, batch "
+        f"{sched['batch_size']}). `{report['command']}`: {report['wall_seconds']:.0f} s.",
+        "",
+        f"Each cell: {CI_TEXT} (n = {len(seeds)}). cf acc: the context's answer is given on "
+        "counterfactual items; param acc: the memorised answer is; ID acc: held-out C, C+S "
+        "and recall items. rise = peak - cf acc at 0; drop = peak - final.",
+        "",
+        *_variant_table(report),
+        "",
+        f"Drop per seed against its noise, {NOISE_TEXT}:",
+        "",
+        *_seed_table(report),
+    ]
+    if report["dose_response"]:
+        lines += [
+            "",
+            "Dose-response of the context_critical curation: the share of each kind of IFT "
+            "point removed (mean over seeds; from ift_kinds.json and the base model's scores) "
+            "and the drop that remains:",
+            "",
+            *_dose_table(report),
+        ]
+    lines += ["", "Every run: OUT/seed-<s>/<variant>/inversion.{json,md,png}; all numbers: "
+              "OUT/demo.json.", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def write_report(
+    out: Path, run: DemoRun, sched: Any, world_cfg: Any, pre_cfg: Any, command: str, wall: float
+) -> str:
+    """Write OUT/demo.json, OUT/demo.md and OUT/demo.png; return the markdown."""
+    from cpi_bench.demo.plots import plot_demo
+
+    settings = {
+        "command": command,
+        "wall_seconds": wall,
+        "schedule": asdict(sched),
+        "world": {k: v for k, v in asdict(world_cfg).items() if k != "seed"},
+        "pretrain": {k: v for k, v in asdict(pre_cfg).items() if k != "seed"},
+    }
+    report = build_report(out, run, settings)
+    atomic_write_json(out / "demo.json", report)
+    text = render_markdown(report)
+    atomic_write_text(out / "demo.md", text)
+    plot_demo(report, out / "demo.png")
+    return text
