@@ -59,13 +59,13 @@ def test_fixture_files_are_found_and_complete(cpi_data_dir, name, n):
 
 
 def test_fixture_capitals_are_the_first_world_facts(cpi_data_dir):
-    capitals = load_dataset(source="capitals")["test"]
-    facts = load_dataset(source="world_facts")["test"]
+    capitals = in_file_order(load_dataset(source="capitals"))
+    facts = in_file_order(load_dataset(source="world_facts"))
     assert len(facts) > len(capitals)
-    assert facts.select(range(len(capitals))).to_list() == capitals.to_list()
+    assert facts[: len(capitals)] == capitals
     assert capitals[0]["question"] == "What is the capital city of Norway?"
     assert capitals[0]["cf_answer"] == "Bergen" and capitals[0]["param_answer"] == "Oslo"
-    assert not any("capital" in q for q in facts["question"][len(capitals) :])
+    assert not any("capital" in r["question"] for r in facts[len(capitals) :])
 
 
 def test_bio_fixture_is_found_and_canonicalised(cpi_data_dir):

@@ -189,18 +189,18 @@ def test_two_cpu_processes_ddp_qk_gpt2(tmp_path):
     tiny = build_tiny_model(tmp_path / "gpt2", arch="gpt2", hidden=32, layers=2, heads=2)
     data = fixtures.write_jsonl(tmp_path / "alpaca.jsonl", fixtures.alpaca_rows())
     run = tmp_path / "run"
+    launch = (
+        "--multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no"
+    )
+    train = (
+        "--use_cpu true --finetune qk --max_steps 4 --save_steps 2 --per_device_train_batch_size 2 "
+        "--gradient_checkpointing false --max_length 256 --learning_rate 1e-3 --disable_tqdm true "
+        "--ddp_timeout 120"  # a collective waiting for a dead rank fails instead of waiting 30 min
+    )
     cmd = [
         accelerate,
         "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
+        *launch.split(),
         "--main_process_port",
         str(free_port()),
         "-m",
@@ -209,26 +209,7 @@ def test_two_cpu_processes_ddp_qk_gpt2(tmp_path):
         str(tiny),
         "--dataset_name",
         str(data),
-        "--use_cpu",
-        "true",
-        "--finetune",
-        "qk",
-        "--max_steps",
-        "4",
-        "--save_steps",
-        "2",
-        "--per_device_train_batch_size",
-        "2",
-        "--gradient_checkpointing",
-        "false",
-        "--max_length",
-        "256",
-        "--learning_rate",
-        "1e-3",
-        "--disable_tqdm",
-        "true",
-        "--ddp_timeout",
-        "120",  # a collective that waits for a dead rank fails instead of waiting 30 minutes
+        *train.split(),
         "--output_dir",
         str(run),
     ]

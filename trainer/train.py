@@ -247,14 +247,8 @@ def eval_callback_class() -> type:
 def prepare_data(script_args: Any, config: Any, model_args: Any) -> PreparedData:
     """Load, recognise, curate and render the training set (main process first under
     accelerate, so scores are computed once and the others read the cache)."""
-    from .curation import (
-        CurationContext,
-        apply_curations,
-        load_counterfactuals,
-        load_entities,
-    )
+    from .curation import apply_curations
     from .schema import detect_schema, load_source, to_canonical
-    from .scoring import ResponseLossScorer
     from .templates import get_template
 
     name = script_args.dataset_name
@@ -273,6 +267,21 @@ def prepare_data(script_args: Any, config: Any, model_args: Any) -> PreparedData
             "file's response column"
         )
     template = get_template(schema.template if config.template == "auto" else config.template)
+    ctx = curation_context(config, model_args, template)
+    curated, report = apply_curations(canonical, config.curation_names, ctx, source=name)
+    rendered = curated.map(
+        lambda row: {MESSAGES: template.to_messages(row)},
+        remove_columns=curated.column_names,
+        desc="Rendering messages",
+    )
+    return PreparedData(rendered, schema.name, template, report, dropped)
+
+
+def curation_context(config: Any, model_args: Any, template: Any) -> Any:
+    """What the chosen curations need, loaded up front (only for the curations asked for:
+    the scorer loads the base model, the sources are files that may not exist otherwise)."""
+    from .curation import CurationContext, load_counterfactuals, load_entities
+    from .scoring import ResponseLossScorer
 
     names = config.curation_names
     scorer = None
@@ -287,30 +296,21 @@ def prepare_data(script_args: Any, config: Any, model_args: Any) -> PreparedData
             trust_remote_code=config.trust_remote_code,
             dtype=model_args.dtype,
         )
-    ctx = CurationContext(
+    entities: tuple[str, ...] = ()
+    if "drop_overlap" in names:
+        entities = load_entities(config.overlap_entities, config.overlap_file)
+    counterfactuals = []
+    if "cf_augment" in names:
+        counterfactuals = load_counterfactuals(config.cf_augment_source, config.seed)
+    return CurationContext(
         template=template,
         seed=config.seed,
         context_critical_drop=config.context_critical_drop,
         scorer=scorer,
-        entities=(
-            load_entities(config.overlap_entities, config.overlap_file)
-            if "drop_overlap" in names
-            else ()
-        ),
-        counterfactuals=(
-            load_counterfactuals(config.cf_augment_source, config.seed)
-            if "cf_augment" in names
-            else []
-        ),
+        entities=entities,
+        counterfactuals=counterfactuals,
         cf_augment_fraction=config.cf_augment_fraction,
     )
-    curated, report = apply_curations(canonical, names, ctx, source=name)
-    rendered = curated.map(
-        lambda row: {MESSAGES: template.to_messages(row)},
-        remove_columns=curated.column_names,
-        desc="Rendering messages",
-    )
-    return PreparedData(rendered, schema.name, template, report, dropped)
 
 
 def load_model_and_tokenizer(config: Any, model_args: Any, template: Any) -> tuple[Any, Any]:
