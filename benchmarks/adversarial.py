@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 OK, TRACEBACK, SILENT, LOSS, HANG = "ok", "traceback", "silent-wrong", "data-loss", "hang"
 OUTCOMES = (OK, TRACEBACK, SILENT, LOSS, HANG)
@@ -220,12 +220,17 @@ def ran_ok(res: Result, rc: int = 0) -> Verdict | None:
 # ----------------------------------------------------------------------------- files
 
 
+TOOL_FILES = {".cpi_sweep.lock"}  # the sweep's own lock file: not a user file
+
+
 def snapshot(root: Path) -> dict[str, str]:
     """{relative path: sha256 of the bytes, or "<dir>"} for everything under ``root``."""
     if root.is_file():
         return {".": hashlib.sha256(root.read_bytes()).hexdigest()}
     out = {}
     for p in sorted(root.rglob("*")):
+        if p.name in TOOL_FILES:
+            continue
         rel = str(p.relative_to(root))
         out[rel] = "<dir>" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
@@ -353,6 +358,9 @@ class Fixtures:
 
     def _tiny_run(self, name: str, **kwargs: Any) -> Path:
         import torch
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
 
         from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
 
@@ -1621,7 +1629,7 @@ for _name, _must, _extra, _kw in (
     ),
     ("err_train_lr_nan", "--learning_rate", ("--learning_rate", "nan"), {}),
     ("err_train_lr_zero", "--learning_rate", ("--learning_rate", "0"), {}),
-    ("err_train_lr_negative", "--learning_rate", ("--learning_rate", "-1e-4"), {}),
+    ("err_train_lr_negative", "--learning_rate", ("--learning_rate=-1e-4",), {}),
     ("err_train_batch_zero", "batch_size", ("--per_device_train_batch_size", "0"), {}),
     ("err_train_steps_zero", "--max_steps", ("--max_steps", "0"), {}),
     ("err_train_steps_negative", "--max_steps", ("--max_steps", "-5"), {}),
@@ -1638,24 +1646,26 @@ def err_train_bad_config_yaml(cx: Ctx) -> Verdict:
     return one_line_error(cx.train(*args), "train", r"run\.yaml", 2, TRAIN_LOG)
 
 
-UNKNOWN_FLAG_COMMANDS = (
-    "tasks-path",
-    "register",
-    "tiny-model",
-    "models",
-    "demo",
-    "theory",
-    "train",
-    "sweep",
-    "table",
-    "compare",
-    "gate",
-)
+# Per command: the arguments it requires (so that only the unknown flag is wrong).
+UNKNOWN_FLAG_COMMANDS: dict[str, Callable[[Ctx], list[str]]] = {
+    "tasks-path": lambda cx: [],
+    "register": lambda cx: [],
+    "tiny-model": lambda cx: ["--output_dir", str(cx.dir / "tiny")],
+    "models": lambda cx: ["list"],
+    "demo": lambda cx: ["--out", str(cx.dir / "demo"), "--quick"],
+    "theory": lambda cx: ["--out", str(cx.dir / "theory")],
+    "train": lambda cx: train_args(cx.fx.ref_base, cx.fx.alpaca, cx.dir / "out")[1:],
+    "sweep": lambda cx: [str(cx.copy(cx.fx.ref, "run")), *SWEEP],
+    "table": lambda cx: [str(cx.fx.swept)],
+    "compare": lambda cx: [str(gate_file(cx, "b.json", BASE))],
+    "gate": lambda cx: gate_args(gate_file(cx, "b.json", BASE), gate_file(cx, "c.json", BASE))[1:],
+}
 
 
 def _unknown_flag_case(command: str) -> Callable[[Ctx], Verdict]:
     def check(cx: Ctx) -> Verdict:
-        res = cx.cpi(command, "--no_such_flag", "1", timeout=T_TRAIN)
+        args = UNKNOWN_FLAG_COMMANDS[command](cx)
+        res = cx.cpi(command, "--no_such_flag=1", *args, timeout=T_TRAIN)
         return one_line_error(res, command, "no_such_flag", 2, TRAIN_LOG)
 
     return check
@@ -1721,8 +1731,9 @@ def _sweep_interrupted(sig: int) -> Callable[[Ctx], Verdict]:
         text = log.read_text(errors="replace")
         if "Traceback (most recent call last)" in text:
             return Verdict(TRACEBACK, "traceback when interrupted")
-        if sig == signal.SIGINT and rc != 130 and hit:
-            return Verdict(TRACEBACK, f"exit {rc} after Ctrl-C, expected 130")
+        want = {signal.SIGINT: 130, signal.SIGTERM: 143}.get(sig)
+        if want is not None and rc != want and hit:
+            return Verdict(TRACEBACK, f"exit {rc} after signal {sig}, expected {want}")
         for f in (run / "eval").glob("*.json"):
             try:
                 json.loads(f.read_text())
@@ -1737,6 +1748,7 @@ def _sweep_interrupted(sig: int) -> Callable[[Ctx], Verdict]:
 
 add_case("int_sweep_kill9_then_resume", "interrupt", _sweep_interrupted(signal.SIGKILL))
 add_case("int_sweep_ctrl_c_then_resume", "interrupt", _sweep_interrupted(signal.SIGINT))
+add_case("int_sweep_sigterm_then_resume", "interrupt", _sweep_interrupted(signal.SIGTERM))
 
 
 def _train_interrupted(sig: int) -> Callable[[Ctx], Verdict]:
@@ -1802,7 +1814,7 @@ def run_case(fx: Fixtures, item: Case) -> Row:
     return Row(item, verdict, time.time() - started, first)
 
 
-def print_table(rows: list[Row], wall: float, out=sys.stdout) -> None:
+def print_table(rows: list[Row], wall: float, out: TextIO = sys.stdout) -> None:
     width = max(len(r.case.name) for r in rows)
     print(f"\n{'case':<{width}}  {'class':<11} {'outcome':<12} {'sec':>5}  detail", file=out)
     for r in rows:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
+from cpi_bench.demo.aggregate import fmt, seed_record, summarize
 from cpi_bench.demo.base_model import PretrainConfig
-from cpi_bench.demo.demo import FULL, run_demo
+from cpi_bench.demo.demo import FULL, VARIANTS, DemoRun, run_demo
 from cpi_bench.demo.world import WorldConfig
 
 # Round 1 (2-layer model, all weights trained, fewer reading passages): first, A-C, E.
@@ -39,6 +41,22 @@ _EOS = ({"qa_recall_fraction": 0.0}, {}, _OLD_S)  # D2 plus EOS
 def _with(base: tuple[dict, dict, dict], w: dict, p: dict, s: dict, what: str):
     return ({**base[0], **w}, {**base[1], **p}, {**base[2], **s}, what)
 
+
+_CONST = {"lr_scheduler_type": "constant"}
+ROUND4: dict[str, tuple[dict, dict, dict, str]] = {
+    "R4base": ({}, {}, {}, "the defaults with the mixture-independent base model"),
+    "R4const": ({}, {}, _CONST, "constant lr: the late phase keeps its pull"),
+    "R4c15": ({"c_fraction": 0.15}, {}, {}, "fewer C points, more C+S"),
+    "R4c15const": ({"c_fraction": 0.15}, {}, _CONST, "fewer C points, constant lr"),
+    "R4s40": ({"c_fraction": 0.2, "s_fraction": 0.4}, {}, {}, "more S points (Proposition 2)"),
+    "R4cs10const": (
+        {"c_fraction": 0.1, "s_fraction": 0.1},
+        {},
+        _CONST,
+        "C+S 80% (the curation's target), constant lr",
+    ),
+    "R4lr1e3": ({}, {}, {"learning_rate": 1e-3}, "lr 1e-3, linear decay"),
+}
 
 # name: (world overrides, pretraining overrides, schedule overrides, what it tests)
 CONFIGS: dict[str, tuple[dict, dict, dict, str]] = {
@@ -106,15 +124,44 @@ CONFIGS: dict[str, tuple[dict, dict, dict, str]] = {
     "Fe": _with(_EOS, {"qa_recall_fraction": 0.5}, {}, {}, "D2e, half the facts also as QA"),
     "F2": _with(_EOS, {"qa_recall_fraction": 1.0}, {}, {}, "D2e, every fact also as QA"),
     "F2L": ({}, {}, {}, "F2 at lr 3e-4 (smoother): the demo's defaults"),
-    "F2Ld": ({}, {}, {"context_critical_drop": 0.5}, "F2L, context_critical dropping 50%"),
+    "F2Ld": ({}, {}, {}, "F2L; run with --variants context_critical_50 (was: drop 50%)"),
     "F2Lc": ({"c_fraction": 0.15}, {}, {}, "F2L with fewer C points (C+S dominate more)"),
     "F2Lcd": (
         {"c_fraction": 0.15},
         {},
-        {"context_critical_drop": 0.5},
-        "F2Lc, context_critical dropping 50%",
+        {},
+        "F2Lc; run with --variants context_critical_50 (was: drop 50%)",
     ),
+    # Round 4 (multi-seed; base models keyed by the pretraining fields only, so every mixture
+    # of one seed shares its base): the theory's knobs for a fall in every seed.
+    **ROUND4,
 }
+
+
+def _print_config(name: str, what: str, run: DemoRun) -> dict:
+    """Each seed's curve, then per variant the across-seed summary; return the summaries."""
+    summaries = {}
+    variants = {v for per_seed in run.results.values() for v in per_seed}
+    for variant in [v for v in VARIANTS if v in variants]:
+        records = []
+        for seed, per_seed in sorted(run.results.items()):
+            rec = seed_record(per_seed[variant])
+            records.append(rec)
+            mark = ">" if rec["drop_exceeds_noise"] else "<="
+            print(
+                f"{name} seed {seed} {variant}: recall {run.bases[seed][1]:.2f}; rise "
+                f"{rec['rise']:+.2f} drop {rec['drop']:.2f} {mark} noise {rec['noise']:.2f}, "
+                f"peak step {rec['peak_step']}"
+            )
+            print("  cf    " + " ".join(f"{v:4.2f}" for v in rec["cf_acc"]))
+            print("  param " + " ".join(f"{v:4.2f}" for v in rec["param_acc"]))
+        s = summarize(records)
+        summaries[variant] = s
+        print(
+            f"== {name} ({what}) {variant}: peak {fmt(s['peak'])} final {fmt(s['final'])} "
+            f"drop {fmt(s['drop'])}; {s['n_drop_exceeds_noise']}/{s['n_seeds']} seeds > noise"
+        )
+    return summaries
 
 
 def main() -> None:
@@ -125,54 +172,41 @@ def main() -> None:
     parser.add_argument("--configs", default="base")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--variants", default="standard")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once, 1 thread each")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
     if args.list:
         for name, (*_, what) in CONFIGS.items():
             print(f"{name}: {what}")
         return
+    seeds = [int(s) for s in args.seeds.split(",")]
     for name in args.configs.split(","):
         world_o, pre_o, sched_o, what = CONFIGS[name]
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            world_cfg = replace(WorldConfig(seed=seed), **world_o)
-            pre_cfg = replace(PretrainConfig(seed=seed), **pre_o)
-            sched = replace(FULL, **sched_o)
-            out = Path(args.out) / f"{name}-s{seed}"
-            results, meta = run_demo(
-                out,
-                world_cfg,
-                pre_cfg,
-                sched,
-                seed,
-                args.variants.split(","),
-                log=lambda *_: None,
-                cache=Path(args.out) / "cache",
-            )
-            for variant, res in results.items():
-                s = res["summary"]
-                print(
-                    f"\n{name} ({what}) seed {seed} {variant}: recall {meta['recall']:.2f}; "
-                    f"rise {s['rise']:+.2f} drop {s['drop']:.2f} peak step {s['peak_step']}"
-                )
-                print("  step  " + " ".join(f"{r['step']:>5}" for r in res["rows"]))
-                for key in ("cf_acc", "param_acc", "id_acc"):
-                    print(
-                        f"  {key[:5]:<5} "
-                        + " ".join(
-                            f"{r[key]:5.2f}" if r[key] is not None else "  n/a" for r in res["rows"]
-                        )
-                    )
-            (out / "knobs.json").write_text(
-                json.dumps(
-                    {
-                        "config": name,
-                        "seed": seed,
-                        "meta": meta,
-                        "summaries": {v: r["summary"] for v, r in results.items()},
-                    },
-                    indent=2,
-                )
-            )
+        start = time.time()
+        run = run_demo(
+            Path(args.out) / name,
+            replace(WorldConfig(), **world_o),
+            replace(PretrainConfig(), **pre_o),
+            replace(FULL, **sched_o),
+            seeds,
+            args.variants.split(","),
+            jobs=args.jobs,
+            log=lambda *_: None,
+            cache=Path(args.out) / "cache",
+        )
+        summaries = _print_config(name, what, run)
+        print(f"({name}: {time.time() - start:.0f} s)", flush=True)
+        (Path(args.out) / name / "knobs.json").write_text(
+            json.dumps(
+                {
+                    "config": name,
+                    "seeds": seeds,
+                    "summaries": summaries,
+                    "overrides": [world_o, pre_o, sched_o],
+                },
+                indent=2,
+            )  # fmt: skip
+        )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -258,6 +259,38 @@ def _variant_job(name: str, base: Path, paths: dict[str, Path], seed_dir: Path,
     return result, time.time() - start
 
 
+class _Inline:
+    """``--jobs 1``: run each job at once in this process (a Future-returning stand-in for
+    the process pool; also what tests monkeypatch through)."""
+
+    def __init__(self) -> None:
+        _init_worker()
+
+    def submit(self, fn: Callable, *args: object) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as err:  # re-raised by fut.result()
+            fut.set_exception(err)
+        return fut
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _executor(jobs: int) -> ProcessPoolExecutor | _Inline:
+    if jobs == 1:
+        return _Inline()
+    ctx = multiprocessing.get_context("spawn")  # no forked torch state in the workers
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker)
+
+
 @dataclass
 class DemoRun:
     """Everything one ``cpi demo`` measured: inversion.json per seed and variant, and bases."""
@@ -285,14 +318,11 @@ def run_demo(
 ) -> DemoRun:
     """Per seed: the world (OUT/seed-<s>/world), the base model (cached), then ``cpi train`` +
     ``cpi sweep`` per variant (OUT/seed-<s>/<variant>), ``jobs`` runs at a time."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
     cache = cache or out / "cache"
     run = DemoRun({s: {} for s in seeds}, {}, {})
     start = time.time()
     say = lambda msg: log(f"[{time.time() - start:5.0f} s] {msg}")  # noqa: E731
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker) as pool:
+    with _executor(jobs) as pool:
         pending: dict = {}
 
         def submit_variants(seed: int) -> None:

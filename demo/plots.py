@@ -63,7 +63,7 @@ def _dose_panel(ax: Any, report: dict[str, Any]) -> None:
         seeds = report["variants"][row["variant"]]["per_seed"].values()
         ax.scatter([x + 2.5] * len(seeds), [r["drop"] for r in seeds], s=10, color="grey")
         xs.append(x)
-        labels.append(f"{x:.0f}%\nC+S -{100 * row['removed_share_mean']['C+S']:.0f}%")
+        labels.append(f"{x:.0f}%\n(-{100 * row['removed_share_mean']['C+S']:.0f}% C+S)")
     ax.plot(xs, [r["drop"]["mean"] for r in rows], color="#d62728", lw=1)
     only = report["variants"].get("context_only")
     if only:
@@ -73,7 +73,7 @@ def _dose_panel(ax: Any, report: dict[str, Any]) -> None:
         recs = only["per_seed"].values()
         ax.scatter([114.5] * len(recs), [r["drop"] for r in recs], s=10, color="grey")
         xs.append(112)
-        labels.append("C only")
+        labels.append("C only\n(context_only)")
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xticks(xs, labels, fontsize=8)
     ax.set_xlim(-10, 125)

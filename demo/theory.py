@@ -31,6 +31,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -267,14 +268,36 @@ def write_json_atomic(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> tuple[TheoryConfig, Any]:
+    """(the model's settings, the other options); a bad or unknown option raises
+    :class:`CPIError` (one line, exit 2) instead of argparse's usage block."""
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(TheoryConfig, prog="cpi theory", description=__doc__)
+    from cpi_bench.harness_ext.core.errors import CPIError
+
+    class Parser(HfArgumentParser):
+        def error(self, message: str):  # type: ignore[override]
+            raise CPIError(f"{message} (see cpi theory --help)")
+
+    parser = Parser(TheoryConfig, prog="cpi theory", description=__doc__)
     parser.add_argument("--out", required=True, help="folder for theory.json and theory.png")
-    cfg, extra = parser.parse_args_into_dataclasses(args=argv)
+    cfg, extra, unknown = parser.parse_args_into_dataclasses(
+        args=argv, return_remaining_strings=True
+    )
+    if unknown:
+        raise CPIError(f"unrecognized arguments: {' '.join(unknown)} (see cpi theory --help)")
+    return cfg, extra
+
+
+def main(argv: list[str]) -> int:
+    from cpi_bench.harness_ext.core.errors import CPIError
+
+    cfg, extra = parse_args(argv)
     out = Path(extra.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CPIError(f"--out {out}: cannot write there ({err.strerror or err})") from None
     result = simulate(cfg)
     write_json_atomic(result, out / "theory.json")
     plot(result, out / "theory.png")

@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "harness_ext.reports.tables",
         "leaderboard of cf/param accuracy across models or runs",
     ),
+    "flips": (
+        "harness_ext.reports.flips",
+        "items that changed answer between two checkpoints (2x2 tables, McNemar)",
+    ),
     "gate": (
         "harness_ext.reports.gate",
         "exit 1 when a candidate's counterfactual accuracy drops too far",

@@ -30,7 +30,9 @@ Which mention counts (:func:`_live_mentions`, :func:`score_generation`)
     12. both answers still named: the first one named counts (``"Herat, not Kabul"`` is
         caught by rule 11), unless they are offered as ``"X or Y"`` (both count);
     13. proverb endings stored with their full stop (memo-trap's ``"fonder."``) count only
-        as the first word of the output or the last word of its first sentence.
+        as the last word of the first sentence, or as the first word of an output that goes
+        on with the prompt's sentence (not ``"The seeds of..."`` for ``"seeds."``);
+        ``egg``/``eggs`` and ``serve``/``served`` are the same ending.
 """
 
 from __future__ import annotations
@@ -290,8 +292,9 @@ _RELOCATE = frozenset(
 _APPOSITIVE = frozenset({"city", "town", "village", "island", "port"})
 
 
-def _find(words: list[str], needle: Needle) -> list[Span]:
-    """Spans where ``needle`` occurs in ``words`` (rule 13: only at the scope's two ends)."""
+def _find(words: list[str], needle: Needle, first_ok: bool = True) -> list[Span]:
+    """Spans where ``needle`` occurs in ``words`` (rule 13: only at the scope's two ends;
+    at its start only when ``first_ok``)."""
     index = list(range(len(words)))
     if not needle.with_articles:
         index = [i for i in index if words[i] not in ARTICLES]
@@ -303,7 +306,7 @@ def _find(words: list[str], needle: Needle) -> list[Span]:
     ]
     if needle.sentence_end:
         first = next((i for i, w in enumerate(words) if w not in ARTICLES), -1)
-        spans = [s for s in spans if s[0] == first or s[1] == len(words)]
+        spans = [s for s in spans if (first_ok and s[0] == first) or s[1] == len(words)]
     return spans
 
 
@@ -334,13 +337,23 @@ def _demoted(words: list[str], start: int, both_named: bool) -> bool:
     return False
 
 
+def _continues(scope: str, answer: str) -> bool:
+    """Rule 13: may the scope's first word be a proverb ending? Only when the output goes
+    on with the prompt's sentence: a capital where the ending has none opens a sentence of
+    its own (``"The seeds of a great idea..."`` is no ending ``"seeds."``; ``" evil that
+    has consumed it."`` and ``" Devil."`` for ``"Devil."`` are)."""
+    first = next((c for c in scope if c.isalpha()), "")
+    ending = next((c for c in answer if c.isalpha()), "")
+    return not (first.isupper() and ending.islower())
+
+
 def _live_mentions(
-    words: list[str], needles: list[Needle], rivals: list[Needle]
+    words: list[str], needles: list[Needle], rivals: list[Needle], first_ok: bool
 ) -> tuple[list[Span], bool]:
     """Mentions of one answer (rule 10: not inside a longer rival mention), and whether
     its needles are proverb endings (those skip rule 11: proverbs say "not ripe")."""
     rival_spans = [s for r in rivals for s in _find(words, r)]
-    spans = sorted({s for n in needles for s in _find(words, n)})
+    spans = sorted({s for n in needles for s in _find(words, n, first_ok)})
     spans = [
         s
         for s in spans
@@ -362,11 +375,13 @@ def score_generation(output: str, cf_answer: str, param_answer: str) -> dict[str
     form of :func:`answer_alternatives`, drop mentions that are not the model's answer, and
     when both answers are still named, count the first one named (both for ``"X or Y"``).
     """
-    words = _tokens(answer_scope(output))
+    scope = answer_scope(output)
+    words = _tokens(scope)
     cf_needles = answer_alternatives(cf_answer, param_answer)
     param_needles = answer_alternatives(param_answer, cf_answer)
-    cf_spans, cf_end = _live_mentions(words, cf_needles, param_needles)
-    param_spans, param_end = _live_mentions(words, param_needles, cf_needles)
+    cf_first, param_first = _continues(scope, cf_answer), _continues(scope, param_answer)
+    cf_spans, cf_end = _live_mentions(words, cf_needles, param_needles, cf_first)
+    param_spans, param_end = _live_mentions(words, param_needles, cf_needles, param_first)
     both = bool(cf_spans and param_spans)
     if not cf_end:
         cf_spans = [s for s in cf_spans if not _demoted(words, s[0], both)]

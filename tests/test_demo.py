@@ -1,12 +1,15 @@
-"""`cpi demo --quick` end to end: world, cached base model, four variants, table and plot."""
+"""`cpi demo`: the world, the across-seed statistics (on hand-made numbers), the folder layout
+(with fake training), and `cpi demo --quick` end to end."""
 
 import json
+import math
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from cpi_bench.demo.demo import VARIANTS
+from cpi_bench.demo import aggregate
+from cpi_bench.demo.demo import ALIASES, QUICK, VARIANTS
 from cpi_bench.demo.world import RELATIONS, World, WorldConfig
 
 
@@ -64,17 +67,25 @@ def test_quick_demo_writes_well_formed_outputs(tmp_path, offline_env):
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (out / "demo.md").read_text()
     assert (out / "demo.png").stat().st_size > 10_000
-    for name in VARIANTS:
+    report = json.loads((out / "demo.json").read_text())
+    assert report["seeds"] == [0] and report["schedule"]["max_steps"] == QUICK.max_steps
+    for name in [*VARIANTS, *ALIASES]:
         assert f"| {name} |" in table
-        res = json.loads((out / name / "inversion.json").read_text())
+        assert set(report["variants"][name]["per_seed"]) == {"0"}
+    for name in VARIANTS:
+        res = json.loads((out / "seed-0" / name / "inversion.json").read_text())
         steps = [r["step"] for r in res["rows"]]
-        assert steps == [0, 25, 50, 75, 100, 125, 150]
+        assert steps == list(range(0, QUICK.max_steps + 1, QUICK.save_steps))
         for row in res["rows"]:
             assert 0 <= row["cf_acc"] <= 1 and 0 <= row["param_acc"] <= 1
             assert row["id_acc"] is not None and 0 <= row["id_acc"] <= 1
         assert {"rise", "drop", "peak_step"} <= set(res["summary"])
-    assert json.loads((out / "standard" / "cpi_run.json").read_text())["finetune"] == "qk"
-    assert json.loads((out / "full" / "cpi_run.json").read_text())["finetune"] == "full"
+    assert json.loads((out / "seed-0/standard/cpi_run.json").read_text())["finetune"] == "qk"
+    assert json.loads((out / "seed-0/full/cpi_run.json").read_text())["finetune"] == "full"
+    shares = {r["variant"]: r["removed_share_mean"] for r in report["dose_response"]}
+    assert shares["context_critical_0"]["C+S"] == 0 < shares["context_critical_25"]["C+S"]
+    assert shares["context_critical_25"]["C+S"] < shares["context_critical_50"]["C+S"]
+    assert all(share["S"] == 0 for share in shares.values())  # S points have no context
     # the base model is cached: a second run skips pretraining
     again = subprocess.run(
         ["cpi", "demo", "--out", str(out), "--quick", "--variants", "standard"],
@@ -115,3 +126,141 @@ def test_a_run_made_with_other_settings_is_redone_not_reused(tmp_path, monkeypat
     stale.mkdir()
     assert run(demo.FULL) != first and calls == ["train", "sweep"] * 2  # other settings: redone
     assert not stale.exists()
+
+
+# --- across-seed statistics on hand-made numbers --------------------------------------------
+
+
+def _inversion(cf: list[float], drop_stderr: float = 0.01, step: int = 50) -> dict:
+    """A minimal inversion.json: cf acc per checkpoint, summary as cpi sweep computes it."""
+    rows = [
+        {"step": i * step, "cf_acc": v, "param_acc": 1 - v, "id_acc": 0.9} for i, v in enumerate(cf)
+    ]
+    peak = max(range(len(cf)), key=lambda i: (cf[i], -i))
+    summary = {
+        "initial_cf_acc": cf[0],
+        "peak_cf_acc": cf[peak],
+        "peak_step": peak * step,
+        "final_cf_acc": cf[-1],
+        "rise": cf[peak] - cf[0],
+        "drop": cf[peak] - cf[-1],
+        "drop_stderr": drop_stderr,
+    }
+    return {"rows": rows, "summary": summary}
+
+
+def test_mean_ci_is_the_student_t_interval():
+    stat = aggregate.mean_ci([0.1, 0.2, 0.3])
+    assert stat["n"] == 3 and stat["mean"] == pytest.approx(0.2)
+    assert stat["sd"] == pytest.approx(0.1)
+    assert stat["ci"] == pytest.approx(4.303 * 0.1 / math.sqrt(3))  # t(0.975, 2) = 4.303
+    five = aggregate.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])  # sd = sqrt(2.5)
+    assert five["ci"] == pytest.approx(2.776 * math.sqrt(2.5) / math.sqrt(5))
+    assert math.isnan(aggregate.mean_ci([0.4])["ci"]) and aggregate.mean_ci([0.4])["mean"] == 0.4
+    assert aggregate.t975(1) == 12.706 and aggregate.t975(100) == 1.96
+    assert (
+        aggregate.fmt(stat) == "0.20 ± 0.25" and aggregate.fmt(aggregate.mean_ci([0.4])) == "0.40"
+    )
+
+
+def test_noise_is_twice_the_larger_of_stderr_and_checkpoint_jitter():
+    # a smooth fall after the peak: jitter 0, so the noise is 2 x drop_stderr
+    smooth = aggregate.seed_record(_inversion([0.1, 0.8, 0.7, 0.6, 0.5], drop_stderr=0.02))
+    assert smooth["checkpoint_jitter"] == pytest.approx(0.0, abs=1e-12)
+    assert smooth["noise"] == pytest.approx(0.04)
+    assert smooth["drop"] == pytest.approx(0.3) and smooth["drop_exceeds_noise"]
+    # a zig-zag after the peak: changes -0.2, +0.1, -0.2, +0.1 (sd 0.1732), noise 0.346 > drop
+    zigzag = aggregate.seed_record(_inversion([0.1, 0.9, 0.7, 0.8, 0.6, 0.7]))
+    assert zigzag["checkpoint_jitter"] == pytest.approx(math.sqrt(0.03))
+    assert zigzag["noise"] == pytest.approx(2 * math.sqrt(0.03))
+    assert zigzag["drop"] == pytest.approx(0.2) and not zigzag["drop_exceeds_noise"]
+    # a peak at the last checkpoint: no jitter to measure, the stderr alone counts
+    late = aggregate.seed_record(_inversion([0.1, 0.5, 0.9], drop_stderr=0.03))
+    assert late["checkpoint_jitter"] is None and late["noise"] == pytest.approx(0.06)
+
+
+def test_summarize_counts_the_seeds_whose_drop_exceeds_their_noise():
+    records = [
+        aggregate.seed_record(_inversion(cf))
+        for cf in (
+            [0.1, 0.8, 0.7, 0.6, 0.5],  # drop 0.3 > 0.02
+            [0.1, 0.9, 0.7, 0.8, 0.6, 0.7],  # drop 0.2 <= 0.35
+            [0.1, 0.7, 0.6, 0.5, 0.4],  # drop 0.3 > 0.02
+        )
+    ]
+    s = aggregate.summarize(records)
+    assert s["n_seeds"] == 3 and s["n_drop_exceeds_noise"] == 2
+    assert s["drop"]["mean"] == pytest.approx((0.3 + 0.2 + 0.3) / 3)
+    assert s["peak"]["mean"] == pytest.approx(0.8)
+    assert s["drop"]["ci"] == pytest.approx(4.303 * math.sqrt(1 / 300) / math.sqrt(3))
+    curve = aggregate.mean_curve(records[::2])
+    assert curve["steps"] == [0, 50, 100, 150, 200]
+    assert curve["mean"] == pytest.approx([0.1, 0.75, 0.65, 0.55, 0.45])
+    assert curve["ci"][0] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="different steps"):
+        aggregate.mean_curve(records)
+
+
+# --- folder layout and report, with fake pretraining, training and sweeps --------------------
+
+
+def _fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretraining writes an empty base; `cpi train` does nothing; `cpi sweep` writes an
+    inversion.json whose curve depends on the variant (the folder name) and the seed."""
+    from cpi_bench.demo import base_model, report
+    from cpi_bench.harness_ext.evaluation import sweep
+    from cpi_bench.trainer import train
+
+    def fake_pretrain(world, cfg, cache, log=print):
+        out = base_model.base_model_dir(world, cfg, cache)
+        out.mkdir(parents=True)
+        (out / base_model.DONE_MARKER).write_text(json.dumps({"recall": 0.99}))
+        return out, 0.99
+
+    def fake_sweep(args):
+        run_dir = Path(args[0])
+        seed = int(run_dir.parent.name.split("-")[1])
+        fall = 0.0 if run_dir.name == "context_only" else 0.1 * (seed + 1)
+        cf = [0.1, 0.9, 0.9 - fall / 2, 0.9 - fall]
+        (run_dir / "inversion.json").write_text(json.dumps(_inversion(cf, 0.01)))
+        return 0
+
+    monkeypatch.setattr(base_model, "pretrain_base_model", fake_pretrain)
+    monkeypatch.setattr(train, "main", lambda args: 0)
+    monkeypatch.setattr(sweep, "main", fake_sweep)
+    monkeypatch.setattr(
+        report, "removed_shares", lambda base, paths, drop: {"C": 0.0, "C+S": drop, "S": 0.0}
+    )
+
+
+def test_every_seed_and_variant_gets_its_own_run_folder_and_demo_json(tmp_path, monkeypatch):
+    from cpi_bench.demo import demo
+
+    _fake_pipeline(monkeypatch)
+    out = tmp_path / "demo"
+    assert demo.main(["--out", str(out), "--seeds", "1,2", "--jobs", "1", "--quick"]) == 0
+    for seed in (1, 2):
+        assert (out / f"seed-{seed}" / "world" / "ift_c.jsonl").is_file()
+        for name in VARIANTS:
+            assert (out / f"seed-{seed}" / name / "inversion.json").is_file()
+            assert (out / f"seed-{seed}" / "logs" / f"{name}.log").is_file()
+        assert not (out / f"seed-{seed}" / "context_critical_0").exists()  # = standard
+    report = json.loads((out / "demo.json").read_text())
+    assert report["seeds"] == [1, 2]
+    standard = report["variants"]["standard"]
+    assert {k: v["drop"] for k, v in standard["per_seed"].items()} == pytest.approx(
+        {"1": 0.2, "2": 0.3}
+    )
+    assert standard["per_seed"]["1"]["run_dir"] == "seed-1/standard"
+    assert standard["summary"]["drop"]["mean"] == pytest.approx(0.25)
+    assert standard["summary"]["drop"]["ci"] == pytest.approx(12.706 * 0.05)  # sd 0.0707, n 2
+    assert standard["summary"]["n_drop_exceeds_noise"] == 2
+    assert report["variants"]["context_only"]["summary"]["drop"]["mean"] == pytest.approx(0)
+    assert report["variants"]["context_critical_0"]["runs_as"] == "standard"
+    dose = report["dose_response"]
+    assert [r["drop_fraction"] for r in dose] == [0.0, 0.25, 0.5, 0.75]
+    assert [r["removed_share_mean"]["C+S"] for r in dose] == [0.0, 0.25, 0.5, 0.75]
+    table = (out / "demo.md").read_text()
+    row = "| standard | 0.10 ± 0.00 | 0.90 ± 0.00 | 0.65 ± 0.64 | +0.80 ± 0.00 | 0.25 ± 0.64 |"
+    assert row + " 2 of 2 |" in table
+    assert "Student t" in table and (out / "demo.png").stat().st_size > 10_000

@@ -210,8 +210,9 @@ def test_models_list(capsys) -> None:
 # --- real models ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smol_folder(tmp_path_factory) -> Path:
+    """SmolLM2 converted once per test session (~20 s on 2 cores), shared by every test."""
     _require(SMOL)
     out = tmp_path_factory.mktemp("models")
     assert fetch_mod.main(["fetch", "--out", str(out), "--model", SMOL.name]) == 0
@@ -286,3 +287,97 @@ def test_fetch_gemma3(tmp_path: Path) -> None:
         ]
     assert len(qk) == 4 * 18
     assert (folder / "GEMMA_TERMS.html").is_file()
+
+
+# --- real models on the tasks: lm-eval end to end on the real public data ------------------
+
+# SmolLM2-135M-Instruct, greedy, float32, batch size 8, lm-eval --limit 20 (the first 20
+# documents in the tasks' seeded order, sources.ORDER_SEED), scored by tasks/scoring.py as
+# of metadata.version 2.0. The same with 1 and 2 CPU threads (torch 2.13, transformers 5.24).
+GOLDEN_LIMIT = 20
+SMOL_GOLDEN = {
+    "cpi_capitals": {"cf_acc": 0.25, "param_acc": 0.55},
+    "cpi_quotes": {"cf_acc": 0.60, "param_acc": 0.05},
+}
+# Greedy decoding is deterministic on one machine, but float rounding differs with the
+# thread count, the BLAS build and the batch's padding, and can flip a near-tie token. One
+# flipped item moves a metric by 1/20 = 0.05; allowing two flips gives +-0.10.
+GOLDEN_TOLERANCE = 2 / GOLDEN_LIMIT
+
+
+@pytest.fixture(scope="session")
+def cpi_task_manager():
+    """lm-eval's TaskManager with the cpi task folder, built once (it indexes every lm-eval
+    task: ~5 s)."""
+    from lm_eval.tasks import TaskManager
+
+    from cpi_bench.tasks import sources
+
+    return TaskManager(include_path=str(Path(sources.__file__).parent))
+
+
+def _evaluate(folder: Path, data_dir: Path, monkeypatch, tm, task: str, limit: int, **kwargs):
+    """lm-eval's Python API on the real data, CPU, one torch thread: on a shared 2-core
+    machine two threads ran 10x slower (their OpenMP workers wait on each other while other
+    processes hold the cores); one thread takes ~10 s for 20 capitals items."""
+    import lm_eval
+    import torch
+
+    monkeypatch.setenv("CPI_DATA_DIR", str(data_dir))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return lm_eval.simple_evaluate(
+            model="hf",
+            model_args=f"pretrained={folder},dtype=float32",
+            tasks=[task],
+            limit=limit,
+            batch_size=8,
+            device="cpu",
+            log_samples=True,
+            task_manager=tm,
+            **kwargs,
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("task", sorted(SMOL_GOLDEN))
+def test_smollm2_golden_metrics(
+    smol_folder: Path, real_data_dir: Path, cpi_task_manager, monkeypatch, task
+):
+    """cf_acc / param_acc of SmolLM2 on the first 20 items within +-0.10 (two items of 20:
+    see GOLDEN_TOLERANCE); ~5-10 s each after the session's conversion (~25 s, once)."""
+    out = _evaluate(smol_folder, real_data_dir, monkeypatch, cpi_task_manager, task, GOLDEN_LIMIT)
+    result = out["results"][task]
+    assert len(out["samples"][task]) == GOLDEN_LIMIT
+    for metric, expected in SMOL_GOLDEN[task].items():
+        got = result[f"{metric},none"]
+        assert got == pytest.approx(expected, abs=GOLDEN_TOLERANCE + 1e-9), (metric, got)
+
+
+@pytest.mark.real_model
+def test_smollm2_chat_template_path(
+    smol_folder: Path, real_data_dir: Path, cpi_task_manager, monkeypatch
+):
+    """--apply_chat_template on SmolLM2: the prompt is the user turn of its ChatML template
+    and the metrics are proportions of the 8 items."""
+    out = _evaluate(
+        smol_folder,
+        real_data_dir,
+        monkeypatch,
+        cpi_task_manager,
+        "cpi_capitals",
+        8,
+        apply_chat_template=True,
+    )
+    samples = out["samples"]["cpi_capitals"]
+    assert len(samples) == 8
+    prompt = samples[0]["arguments"][0][0]
+    assert "<|im_start|>user\nBackground:" in prompt
+    assert prompt.rstrip().endswith("<|im_start|>assistant")
+    for metric in ("cf_acc", "param_acc"):
+        value = out["results"]["cpi_capitals"][f"{metric},none"]
+        assert 0.0 <= value <= 1.0 and value * 8 == pytest.approx(round(value * 8))
+    assert sum(bool(s["resps"][0][0].strip()) for s in samples) >= 6  # it does answer

@@ -179,7 +179,12 @@ def test_callback_in_trainer_writes_files_the_sweep_reuses(
         callbacks=[callback],
     )
     trainer.train()
-    assert sorted(p.name for p in (run / EVAL_DIR).iterdir()) == ["step-1.json", "step-2.json"]
+    assert sorted(p.name for p in (run / EVAL_DIR).iterdir()) == [
+        "step-1.items.jsonl",
+        "step-1.json",
+        "step-2.items.jsonl",
+        "step-2.json",
+    ]
     live = json.loads((run / EVAL_DIR / "step-2.json").read_text())
     assert live["cpi"]["source"] == "callback" and live["cpi"]["label"] == "checkpoint-2"
 

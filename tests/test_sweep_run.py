@@ -84,10 +84,7 @@ def test_sweep_writes_rows_summary_and_renderings(swept_full: Path) -> None:
     prefs = [r["tasks"]["cpi_capitals_choice"]["cf_pref"] for r in data["rows"]]
     assert len(set(prefs)) == 4
     assert sorted(p.name for p in (swept_full / EVAL_DIR).iterdir()) == [
-        "step-0.json",
-        "step-2.json",
-        "step-4.json",
-        "step-6.json",
+        name for s in (0, 2, 4, 6) for name in (f"step-{s}.items.jsonl", f"step-{s}.json")
     ]
     assert (swept_full / INVERSION_MD).read_text().startswith("| step |")
     csv_lines = (swept_full / INVERSION_CSV).read_text().splitlines()

@@ -36,7 +36,9 @@ SUITE_TASKS = [
     "cpi_quotes_hate_speech",
     "cpi_quotes_science",
 ]
-ALL_TASKS = sorted(PAPER_TASKS + SUITE_TASKS)
+# closed-book probes (tasks/closedbook): the question without its context
+CLOSEDBOOK_TASKS = [f"cpi_{f}_closedbook" for f in ("world_facts", "capitals", "bio", "nqswap")]
+ALL_TASKS = sorted(PAPER_TASKS + SUITE_TASKS + CLOSEDBOOK_TASKS)
 # the synthetic files of public_fixtures (CPI_DATA_DIR for the session, see conftest.py)
 FIXTURE_ROWS = {
     "world_facts": public_fixtures.world_facts_rows(),
@@ -63,7 +65,7 @@ def test_every_cpi_yaml_is_indexed(task_manager):
     assert sorted(pattern_match(["cpi_*"], task_manager.all_tasks)) == ALL_TASKS
     yamls = sorted(p.stem for p in tasks_dir().rglob("*.yaml") if p.parent.name != "synth")
     assert yamls == sorted([*ALL_TASKS, "cpi", "cpisuite"])
-    synth = {"cpisynth_cf", "cpisynth_cf_choice", "cpisynth_id"}
+    synth = {"cpisynth_cf", "cpisynth_cf_choice", "cpisynth_id", "cpisynth_cf_closedbook"}
     assert synth <= names and not synth & set(pattern_match(["cpi_*"], task_manager.all_tasks))
 
 

@@ -196,6 +196,10 @@ def test_rule12_first_named_answer_counts_unless_a_choice():
         (" serve.", " go.", " served.", (0, 1)),
         (" says they are not ripe.", " edible.", " ripe.", (0, 1)),  # no negation rule
         (" First.", " First.", " first.", (1, 1)),  # the same word both ways
+        # a capital where the ending has none opens a new sentence: its first word is no ending
+        (" The seeds of a great idea are sown with care.", " seeds.", " eggs.", (0, 0)),
+        (" Devil take the hindmost.", " Devil.", " death.", (1, 0)),
+        ("The king can do no more", " more.", " wrong.", (1, 0)),
     ],
 )
 def test_rule13_proverb_endings_count_at_the_ends(output, cf, param, expected):

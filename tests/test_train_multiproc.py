@@ -72,7 +72,9 @@ def kill_launch(proc: subprocess.Popen, marker: str) -> list[int]:
     return pids
 
 
-def run_launch(cmd: list[str], env: dict[str, str], timeout: int) -> tuple[int, str, str]:
+def run_launch(
+    cmd: list[str], env: dict[str, str], timeout: int, grace_s: float = 10.0
+) -> tuple[int, str, str]:
     """Run a launcher so that it can never hang the suite or outlive the test: its own
     session, a deadline, and on timeout (or an interrupt) every process of the launch is
     killed and the test fails with the output so far. On success nothing may be left."""
@@ -98,7 +100,7 @@ def run_launch(cmd: list[str], env: dict[str, str], timeout: int) -> tuple[int, 
         kill_launch(proc, marker)
         proc.communicate()
         raise
-    deadline = time.monotonic() + 10  # workers exit with (or just before) their launcher
+    deadline = time.monotonic() + grace_s  # workers exit with (or just before) their launcher
     while (left := marked_processes(marker)) and time.monotonic() < deadline:
         time.sleep(0.2)
     if left:
@@ -145,7 +147,7 @@ def test_a_hung_or_leaky_launch_fails_and_leaves_no_process(tmp_path, mode):
     expected = "did not finish in 3s" if mode == "hang" else "left processes"
     started = time.monotonic()
     with pytest.raises(pytest.fail.Exception, match=expected) as failed:
-        run_launch(cmd, dict(os.environ), timeout=3)
+        run_launch(cmd, dict(os.environ), timeout=3, grace_s=1)
     assert time.monotonic() - started < 30
     if mode == "hang":
         assert "launched" in str(failed.value)  # the output so far is in the failure

@@ -157,6 +157,23 @@ class CPITrainConfig(SFTConfig):
             "which cpi train does not run.)"
         },
     )
+    early_stop_on_inversion: float | None = field(
+        default=None,
+        metadata={
+            "help": "--eval_tasks: stop training when the in-training counterfactual accuracy "
+            "(cf_acc, mean over the eval tasks) is at least this much (a fraction in (0, 1]; "
+            "0.05 = 5 points) below its running peak for --early_stop_patience consecutive "
+            "evaluations. cpi_run.json records best_step (the peak) and stop_reason. "
+            "Default: never."
+        },
+    )
+    early_stop_patience: int = field(
+        default=1,
+        metadata={
+            "help": "--early_stop_on_inversion: consecutive evaluations (saves) cf_acc must "
+            "stay that far below its peak before training stops (>= 1)."
+        },
+    )
 
     overwrite_output_dir: bool = field(
         default=False,
@@ -219,11 +236,33 @@ class CPITrainConfig(SFTConfig):
             raise CPIError("--eval_limit must be a positive number of examples (or unset)")
         if self.eval_batch_size < 1:
             raise CPIError("--eval_batch_size must be at least 1")
+        self._validate_early_stop()
         if self.save_steps is not None and not (
             self.save_steps > 0 and math.isfinite(self.save_steps)
         ):
             raise CPIError("--save_steps must be positive (the paper used 50)")
         self._validate_numbers()
+
+    def _validate_early_stop(self) -> None:
+        """--early_stop_on_inversion is a fall in (0, 1] and needs --eval_tasks to watch."""
+        drop, patience = self.early_stop_on_inversion, self.early_stop_patience
+        if drop is not None:
+            if isinstance(drop, bool) or not isinstance(drop, (int, float)):
+                raise CPIError(f"--early_stop_on_inversion {drop!r} is not a number")
+            if not (math.isfinite(drop) and 0 < drop <= 1):
+                raise CPIError(
+                    f"--early_stop_on_inversion {drop} is outside (0, 1]; give the fall of "
+                    "cf_acc below its peak as a fraction, e.g. 0.05 for 5 points"
+                )
+            if not self.eval_task_names:
+                raise CPIError(
+                    "--early_stop_on_inversion needs --eval_tasks (the in-training cf_acc it "
+                    "watches), e.g. --eval_tasks cpi_capitals"
+                )
+        if not _is_count(patience):
+            raise CPIError(
+                f"--early_stop_patience {patience!r} is invalid (give a whole number >= 1)"
+            )
 
     def _validate_numbers(self) -> None:
         """nan, zero or negative learning rates, batch sizes and lengths are input errors.

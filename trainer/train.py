@@ -529,15 +529,37 @@ def build_trainer(config: Any, model_args: Any, data: PreparedData) -> Any:
         callbacks=callbacks,
     )
     if config.eval_task_names:
-        trainer.add_callback(
-            eval_callback_class()(
-                tasks=config.eval_task_names,
-                limit=config.eval_limit,
-                batch_size=config.eval_batch_size,
-                output_dir=config.output_dir,
-            )
+        callback = eval_callback_class()(
+            tasks=config.eval_task_names,
+            limit=config.eval_limit,
+            batch_size=config.eval_batch_size,
+            output_dir=config.output_dir,
+            **early_stop_kwargs(config),
         )
+        trainer.add_callback(callback)
+        if hasattr(callback, "bind"):  # its metrics go through trainer.log (report_to)
+            callback.bind(trainer)
     return trainer
+
+
+def early_stop_kwargs(config: Any) -> dict[str, Any]:
+    """The callback's early-stop arguments, only when --early_stop_on_inversion is set."""
+    if config.early_stop_on_inversion is None:
+        return {}
+    return {
+        "early_stop_on_inversion": config.early_stop_on_inversion,
+        "early_stop_patience": config.early_stop_patience,
+    }
+
+
+def early_stop_record(trainer: Any) -> dict[str, Any]:
+    """The manifest keys of the in-training early stop (best_step, stop_reason, early_stop;
+    see harness_ext/core/run_folder.py), or {} when it was not asked for."""
+    for callback in trainer.callback_handler.callbacks:
+        stopper = getattr(callback, "stopper", None)
+        if stopper is not None and hasattr(stopper, "manifest_fields"):
+            return stopper.manifest_fields()
+    return {}
 
 
 def run(script_args: Any, config: Any, model_args: Any) -> int:
@@ -592,6 +614,7 @@ def run(script_args: Any, config: Any, model_args: Any) -> int:
             max_steps=trainer.state.max_steps,
             global_step=trainer.state.global_step,
             train_metrics=metrics,
+            **early_stop_record(trainer),
         )
         run_folder.write_manifest(config.output_dir, manifest)
     end_distributed(trainer)

@@ -10,13 +10,17 @@ tracebacks for it: :func:`run_entry` prints one line,
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 
 EXIT_OK = 0
 EXIT_FAIL = 1  # a checkpoint failed to evaluate, or the gate found a regression
 EXIT_USAGE = 2  # bad input, or any other error
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 
 
 class CPIError(Exception):
@@ -45,12 +49,33 @@ def one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a CI timeout, a cluster pre-emption) raised as an exception, so
+    that everything a Ctrl-C runs also runs for it: ``finally`` blocks, the trainer marking
+    its manifest ``failed``. Only ``kill -9`` still ends a command without any clean-up."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(f"terminated by signal {signum}")
+
+
+def catch_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` in this process (main thread only, and only
+    where nobody installed a handler of their own)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def run_entry(command: str, entry: Callable[[list[str]], int | None], argv: list[str]) -> int:
     """Run one subcommand's ``main(argv)`` and map every way it can end to an exit status.
 
     :class:`CPIError` -> its message on one line and its exit code; any other exception ->
-    one line naming the exception type and how to see the traceback, exit 2; Ctrl-C -> 130.
+    one line naming the exception type and how to see the traceback, exit 2; Ctrl-C -> 130;
+    SIGTERM -> 143 (after the same clean-up as Ctrl-C, see :class:`Terminated`).
     """
+    catch_sigterm()
     try:
         return int(entry(argv) or 0)
     except CPIError as err:
@@ -58,11 +83,10 @@ def run_entry(command: str, entry: Callable[[list[str]], int | None], argv: list
             traceback.print_exc()
         print(f"cpi {command}: error: {one_line(err)}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print(
-            f"cpi {command}: interrupted (finished work is kept; rerun to resume)", file=sys.stderr
-        )
-        return 130
+    except KeyboardInterrupt as err:
+        what = "terminated" if isinstance(err, Terminated) else "interrupted"
+        print(f"cpi {command}: {what} (finished work is kept; rerun to resume)", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(err, Terminated) else EXIT_INTERRUPTED
     except SystemExit:
         raise
     except Exception as err:  # noqa: BLE001 - the last line of defence: never a bare traceback

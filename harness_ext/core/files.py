@@ -120,7 +120,7 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     """Parse ``path`` or raise :class:`CPIError` with a one-line reason."""
     path = Path(path)
     if not path.is_file():
-        raise CPIError(f"{path}: no such {what}")
+        raise CPIError(f"{path}: no such {what} (check the path)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -232,6 +232,38 @@ def check_writable(folder: str | os.PathLike, flag: str) -> None:
         raise CPIError(
             f"{flag} {folder}: not writable ({err.strerror or err}); choose a folder you can write"
         ) from None
+
+
+def check_output_file(
+    path: str | os.PathLike, flag: str, inputs: tuple[str | os.PathLike, ...] = ()
+) -> Path:
+    """Fail now, before any work, when the file a command was told to write (``--output``,
+    ``--json``) cannot be written: its folder cannot be created or written, it is a folder,
+    or it is one of the command's own input files (which it would overwrite)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise CPIError(f"{flag} {path}: is a folder (give a file name)")
+    same = [str(p) for p in inputs if Path(p).exists() and _same_file(path, Path(p))]
+    if same:
+        raise CPIError(
+            f"{flag} {path}: is the input file {same[0]}; writing there would overwrite it "
+            "(give another file name)"
+        )
+    try:
+        check_writable(path.parent, flag)
+    except CPIError:
+        raise CPIError(
+            f"{flag} {path}: cannot write there ({path.parent} is not a writable folder; "
+            "choose another path)"
+        ) from None
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 # ----------------------------------------------------------------------------- locks

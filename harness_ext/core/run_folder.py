@@ -9,7 +9,10 @@ dataset, dataset_fingerprint, template_option, curations_asked, seed, learning_r
 lora_options), then template, chat_template, curations [{name, kept, total}],
 n_train_examples, max_steps, save_steps, lora (null or {r, alpha, target_modules}),
 trainable_parameters, versions, status. Extra keys: dataset_schema, global_step,
-resumed_from, train_metrics, failure.
+resumed_from, train_metrics, failure. With ``--early_stop_on_inversion`` (written when
+training ends): best_step (the step of the running cf_acc peak of the in-training
+evaluations), stop_reason (why training stopped early; null when it ran to the end) and
+early_stop {drop, patience, stopped, stop_step, best_cf_acc, cf_acc_by_step}.
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ def read_manifest(run_dir: str | os.PathLike, base_override: str | None = None) 
     run_dir = Path(run_dir)
     path = manifest_path(run_dir)
     if not path.is_file():
+        check_not_a_parent_of_runs(run_dir)
         if base_override:
             return {"base_model": base_override}
         raise CPIError(
@@ -117,6 +121,42 @@ def read_manifest(run_dir: str | os.PathLike, base_override: str | None = None) 
     if status is not None and status not in STATUSES:
         raise CPIError(f"{path}: field 'status' must be one of {', '.join(STATUSES)}")
     return manifest
+
+
+def runs_below(folder: str | os.PathLike, depth: int = 2) -> list[Path]:
+    """Run folders (holding ``cpi_run.json``) up to ``depth`` levels below ``folder``,
+    sorted; a run's own sub-folders are not searched."""
+    found: list[Path] = []
+    level = [Path(folder)]
+    for _ in range(depth):
+        below = []
+        for parent in level:
+            try:
+                children = sorted(c for c in parent.iterdir() if c.is_dir())
+            except OSError:
+                continue
+            for child in children:
+                (found if manifest_path(child).is_file() else below).append(child)
+        level = below
+    return sorted(found)
+
+
+def check_not_a_parent_of_runs(folder: str | os.PathLike) -> None:
+    """A folder without ``cpi_run.json`` or checkpoints that holds run folders is ambiguous:
+    raise :class:`CPIError` listing them, so the user picks one (never evaluate a guess)."""
+    folder = Path(folder)
+    if any(_ANY_CKPT_RE.match(c.name) for c in folder.iterdir() if c.is_dir()):
+        return
+    runs = runs_below(folder)
+    if not runs:
+        return
+    names = [str(r.relative_to(folder)) for r in runs]
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    example = folder / names[0]
+    raise CPIError(
+        f"{folder} is not a run folder (no {MANIFEST_NAME}) but holds {len(runs)} run "
+        f"folder(s): {shown} (give one of them, e.g. {example})"
+    )
 
 
 def resolve_base(base: str, run_dir: str | os.PathLike, from_cli: bool = False) -> str:

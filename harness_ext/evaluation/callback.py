@@ -7,6 +7,16 @@ the per-checkpoint format of ``cpi sweep``. A later ``cpi sweep RUN_DIR`` with t
 ``--tasks`` and ``--limit`` skips those steps and only evaluates what is missing (the base
 model, step 0), then writes the inversion table.
 
+Next to each results file it writes the per-item records (``step-<N>.items.jsonl``, see
+:mod:`.items`). The metrics go through the Trainer's own logging (``Trainer.log``: the
+``report_to`` backends and ``state.log_history``) as ``cpi/cf_acc``, ``cpi/param_acc`` (the
+means over the tasks, as in the inversion rows) and ``cpi/<task>/<metric>`` per task;
+TensorBoard and W&B show them under ``train/`` (transformers prefixes every non-eval key).
+The callback needs the Trainer for that: ``cpi train`` binds it; by hand, call
+``callback.bind(trainer)`` (unbound, the metrics only reach ``state.log_history``). With
+``early_stop_on_inversion`` it stops training once cf_acc has fallen that far below its
+running peak (:mod:`.early_stop`).
+
 The tasks are indexed and built once, at the first save. Only the main process evaluates;
 the model is put back in training mode afterwards. Under multi-GPU training the other ranks
 wait in their next collective while rank 0 evaluates: keep ``limit`` small there.
@@ -16,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import transformers
 
@@ -23,9 +34,8 @@ from cpi_bench.harness_ext.core.constants import (
     EVAL_DIR,
     eval_file_name,
 )
-from cpi_bench.harness_ext.core.files import (
-    atomic_write_json,
-)
+from cpi_bench.harness_ext.evaluation.early_stop import InversionStopper
+from cpi_bench.harness_ext.evaluation.items import write_results_with_items
 
 log = logging.getLogger("cpi_bench.callback")
 
@@ -40,6 +50,11 @@ class CPIEvalCallback(transformers.TrainerCallback):
         output_dir: run folder; default the Trainer's ``args.output_dir``.
         apply_chat_template: render prompts with the tokenizer's chat template (use the same
             value as the later ``cpi sweep`` so that it can reuse these files).
+        early_stop_on_inversion: stop training when cf_acc is at least this much (a
+            fraction) below its running peak for ``early_stop_patience`` consecutive
+            evaluations (None: never).
+        early_stop_patience: consecutive evaluations (>= 1).
+        trainer: the Trainer whose ``log`` receives the metrics (or call :meth:`bind`).
     """
 
     def __init__(
@@ -49,6 +64,9 @@ class CPIEvalCallback(transformers.TrainerCallback):
         batch_size: int = 8,
         output_dir: str | None = None,
         apply_chat_template: bool | str = False,
+        early_stop_on_inversion: float | None = None,
+        early_stop_patience: int = 1,
+        trainer: Any = None,
     ) -> None:
         from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator
 
@@ -65,6 +83,18 @@ class CPIEvalCallback(transformers.TrainerCallback):
             apply_chat_template=apply_chat_template,
         )
         self.written: list[Path] = []
+        self.trainer = trainer
+        self.stopper = (
+            InversionStopper(float(early_stop_on_inversion), int(early_stop_patience))
+            if early_stop_on_inversion is not None
+            else None
+        )
+        self.logged: list[dict[str, float]] = []
+
+    def bind(self, trainer: Any) -> CPIEvalCallback:
+        """Log through ``trainer.log`` (its ``report_to`` backends and ``log_history``)."""
+        self.trainer = trainer
+        return self
 
     def _provenance(self, out_dir: Path, checkpoint: Path) -> dict:
         """The block ``cpi sweep`` would record for this checkpoint, so it can reuse the file:
@@ -110,7 +140,34 @@ class CPIEvalCallback(transformers.TrainerCallback):
             provenance=self._provenance(out_dir, checkpoint),
         )
         path = out_dir / EVAL_DIR / eval_file_name(step)
-        atomic_write_json(path, results)
+        write_results_with_items(path, results, self.evaluator.last_items)
         self.written.append(path)
         log.info("CPIEvalCallback: step %s evaluated -> %s", step, path)
+        metrics = log_metrics(results, step)
+        self._log(metrics, state)
+        if self.stopper is not None and self.stopper.update(step, metrics.get("cpi/cf_acc")):
+            log.warning("CPIEvalCallback: stopping training: %s", self.stopper.reason)
+            control.should_training_stop = True
         return control
+
+    def _log(self, metrics: dict[str, float], state: Any) -> None:
+        """Through ``trainer.log`` when bound, else straight into ``state.log_history``."""
+        self.logged.append(metrics)
+        if self.trainer is not None:
+            self.trainer.log(dict(metrics))
+        else:
+            state.log_history.append({**metrics, "step": state.global_step})
+
+
+def log_metrics(results: dict[str, Any], step: int) -> dict[str, float]:
+    """``cpi/cf_acc``, ``cpi/param_acc`` (means over the tasks, fractions) and
+    ``cpi/<task>/<metric>`` for every task metric of one results dict (nulls left out)."""
+    from cpi_bench.harness_ext.reports.inversion import row_from_results
+
+    row = row_from_results(results, step, [])
+    metrics = {f"cpi/{k}": row[k] for k in ("cf_acc", "param_acc") if row.get(k) is not None}
+    for task, values in sorted(row["tasks"].items()):
+        for name, value in values.items():
+            if name != "n" and not name.endswith("_stderr") and isinstance(value, float):
+                metrics[f"cpi/{task}/{name}"] = value
+    return metrics

@@ -36,6 +36,7 @@ from cpi_bench.harness_ext.core.constants import (
 from cpi_bench.harness_ext.core.errors import (
     CPIError,
 )
+from cpi_bench.harness_ext.evaluation.items import records_from_samples
 from cpi_bench.harness_ext.evaluation.provenance import PROVENANCE_KEY
 
 log = logging.getLogger("cpi_bench.evaluator")
@@ -193,6 +194,9 @@ class CheckpointEvaluator:
         self.load_kwargs, self.hflm_kwargs = split_model_args(self.model_args)
         self._loaded: dict[str, Any] | None = None
         self._hflm_cls = None
+        # Per-item records of the last evaluate() (see .items): lm-eval's logged samples,
+        # reduced to what each item scored; the results dict itself keeps no samples.
+        self.last_items: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ settings
     @property
@@ -290,6 +294,8 @@ class CheckpointEvaluator:
         provenance: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Evaluate one loaded model; return an lm-eval results dict plus our ``cpi`` block.
+        Its per-item records are then in ``self.last_items`` (write both with
+        :func:`.items.write_results_with_items`).
 
         Args:
             model: a ``transformers`` causal LM or ``peft`` model, already on its device.
@@ -347,11 +353,11 @@ class CheckpointEvaluator:
                 task_dict=loaded,
                 limit=self.limit,
                 bootstrap_iters=self.bootstrap_iters,
-                log_samples=False,
+                log_samples=True,
                 apply_chat_template=self.apply_chat_template,
                 fewshot_as_multiturn=bool(self.apply_chat_template),
             )
-        results.pop("samples", None)
+        self.last_items = records_from_samples(results.pop("samples", None))
         return results
 
     def _attention(self, lm, loaded: dict[str, Any]) -> dict[str, Any] | None:

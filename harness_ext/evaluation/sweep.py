@@ -10,8 +10,11 @@ each model is loaded once; a LoRA run loads its base once and swaps the adapters
 Each checkpoint's results are written atomically to ``RUN_DIR/eval/step-N.json`` with the
 provenance of what produced them (content fingerprints of the weights and data files, task
 versions, settings, tool versions); a rerun reuses a step only when all of it is unchanged,
-else it says why and re-evaluates. Then ``inversion.json`` (rows per step and a summary) is
-written and ``inversion.md``, ``inversion.csv`` and ``inversion.png`` are rendered from it.
+else it says why and re-evaluates. Next to each step file, ``eval/step-N.items.jsonl`` keeps
+what every item scored (see ``items.py``; reused only with its step file). With
+``--knowledge_filter`` the closed-book probes run too (``knowledge.py``). Then
+``inversion.json`` (rows per step and a summary) is written and ``inversion.md``,
+``inversion.csv`` and ``inversion.png`` are rendered from it.
 
 A checkpoint that cannot be loaded or evaluated is reported with its path and reason; the
 others still run and the exit status is 1. An incomplete checkpoint folder (killed during
@@ -40,7 +43,6 @@ from cpi_bench.harness_ext.core.constants import (
 )
 from cpi_bench.harness_ext.core.errors import EXIT_FAIL, EXIT_OK, CPIError, run_entry
 from cpi_bench.harness_ext.core.files import (
-    atomic_write_json,
     check_writable,
     exclusive_lock,
     read_json,
@@ -52,6 +54,12 @@ from cpi_bench.harness_ext.core.run_folder import (
     list_checkpoints,
     read_manifest,
     resolve_base,
+)
+from cpi_bench.harness_ext.evaluation import guards, knowledge
+from cpi_bench.harness_ext.evaluation.items import (
+    items_path,
+    items_problem,
+    write_results_with_items,
 )
 from cpi_bench.harness_ext.evaluation.provenance import (
     PROVENANCE_KEY,
@@ -173,6 +181,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "content fingerprint of its weights",
     )
     add("--force", action="store_true", help="re-evaluate steps that already have results")
+    knowledge.add_knowledge_option(parser)
     add(
         "--dry-run",
         "--dry_run",
@@ -203,7 +212,7 @@ def _batch_size(text: str) -> int | str:
         return int(text)
     if text.startswith("auto"):
         return text
-    raise CPIError(f"--batch_size {text!r}: use a positive integer or 'auto'")
+    raise CPIError(f"--batch_size {text!r} is invalid (use a positive integer or 'auto')")
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -222,6 +231,7 @@ class SweepPlan:
     tasks_provenance: dict[str, Any]
     attention_limit: int
     expected: dict[int, dict[str, Any]] = field(default_factory=dict)
+    knowledge: Any = None  # knowledge.KnowledgePlan with --knowledge_filter
 
     @property
     def eval_dir(self) -> Path:
@@ -231,11 +241,14 @@ class SweepPlan:
 def _check_options(args: argparse.Namespace) -> int:
     """The numeric options; returns the attention item count (0 = no attention column)."""
     if args.threads is not None and args.threads < 1:
-        raise CPIError("--threads must be >= 1")
+        raise CPIError(f"--threads {args.threads} is invalid (give a whole number >= 1)")
     if args.bootstrap_iters < 0:
-        raise CPIError("--bootstrap_iters must be >= 0")
+        raise CPIError(f"--bootstrap_iters {args.bootstrap_iters} is invalid (give >= 0)")
     if args.attention and args.attention_limit <= 0:
-        raise CPIError("--attention_limit must be > 0 with --attention")
+        raise CPIError(
+            f"--attention_limit {args.attention_limit} is invalid with --attention "
+            "(give a number of items > 0)"
+        )
     return args.attention_limit if args.attention else 0
 
 
@@ -257,6 +270,9 @@ def plan_sweep(args: argparse.Namespace, err) -> SweepPlan:
             "evaluating the base model only",
             file=err,
         )
+    guards.check_sweep_inputs(
+        run_dir, manifest, base_model, targets, bool(args.base_model), args.use_cache
+    )
     evaluator = CheckpointEvaluator(
         tasks=split_list(args.tasks),
         id_tasks=split_list(args.id_tasks),
@@ -275,6 +291,7 @@ def plan_sweep(args: argparse.Namespace, err) -> SweepPlan:
     )
     for target in targets:
         plan.expected[target.step] = expected_provenance(plan, target)
+    plan.knowledge = knowledge.plan_knowledge(plan)
     return plan
 
 
@@ -314,6 +331,7 @@ def split_done(plan: SweepPlan, err) -> tuple[dict[int, dict[str, Any]], list[Ta
             try:
                 data = read_json(f, "per-checkpoint results file")
                 why = reuse_problem(data, plan.expected[t.step], plan.attention_limit)
+                why = why or items_problem(f)
             except CPIError as exc:
                 why = f"unreadable ({exc})"
             if why is None:
@@ -354,7 +372,9 @@ def _evaluate_one(plan: SweepPlan, loader, target: Target) -> dict[str, Any]:
             cache_db=_cache_db(plan, target),
             provenance=plan.expected[target.step],
         )
-        atomic_write_json(plan.eval_dir / eval_file_name(target.step), results)
+        path = plan.eval_dir / eval_file_name(target.step)
+        write_results_with_items(path, results, plan.evaluator.last_items)
+        knowledge.evaluate_target(plan, target, model, tokenizer)
         return results
     finally:
         loader.release(target, model)
@@ -416,18 +436,28 @@ def _run_info(plan: SweepPlan) -> dict[str, Any]:
     }
 
 
-def _keeps_more_rows(run_dir: Path, inversion: dict[str, Any]) -> bool:
-    """True when the inversion.json on disk has every step of the new one and more: a sweep
-    with failures never replaces a more complete table."""
-    from cpi_bench.harness_ext.core.constants import INVERSION_JSON
-
-    try:
-        old = read_json(run_dir / INVERSION_JSON)
-        old_steps = {r["step"] for r in old.get("rows", [])}
-    except (CPIError, AttributeError, KeyError, TypeError):
-        return False
-    new_steps = {r["step"] for r in inversion.get("rows", [])}
-    return new_steps < old_steps and old.get("settings") == inversion.get("settings")
+def forget_stale_results(plan: SweepPlan, failures: list[dict[str, Any]], err: Any) -> None:
+    """Remove the step file of a failed step when it was made from other inputs (weights,
+    data, settings) than the step has now: no table or gate may read those numbers as this
+    checkpoint's. The file is the sweep's own (checked before it started); one that still
+    matches (a --force rerun) is kept."""
+    for failure in failures:
+        path = plan.eval_dir / eval_file_name(failure["step"])
+        expected = plan.expected.get(failure["step"])
+        if expected is None or not path.is_file():
+            continue
+        try:
+            current = reuse_problem(read_json(path), expected, plan.attention_limit) is None
+        except CPIError:
+            current = False
+        if not current:
+            path.unlink()
+            items_path(path).unlink(missing_ok=True)
+            print(
+                f"cpi sweep: removed {path}: made from other inputs than step "
+                f"{failure['step']} has now",
+                file=err,
+            )
 
 
 def report(plan: SweepPlan, done, failures, out, err) -> int:
@@ -438,9 +468,10 @@ def report(plan: SweepPlan, done, failures, out, err) -> int:
     id_tasks = plan.evaluator.id_tasks
     inversion = build_inversion(done, id_tasks=id_tasks, run=_run_info(plan), failures=failures)
     inversion["settings"] = plan.evaluator.settings
-    if done and failures and _keeps_more_rows(plan.run_dir, inversion):
-        print("cpi sweep: kept the more complete inversion.json already there", file=err)
-    elif done:
+    from cpi_bench.harness_ext.reports.flips import enrich_inversion
+
+    enrich_inversion(plan.run_dir, inversion, getattr(plan.args, "knowledge_filter", None))
+    if done or failures:  # an older table would show rows these files no longer back
         paths = write_run_reports(plan.run_dir, inversion)
         print(summary_sentence(inversion["summary"]), file=out)
         print("wrote " + ", ".join(str(p) for p in paths), file=out)
@@ -476,6 +507,7 @@ def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
         plan = plan_sweep(args, err)
         remove_stale_tmp(plan.eval_dir)
         done, pending, lines = split_done(plan, err)
+        lines += plan.knowledge.lines if plan.knowledge else []
         if args.dry_run:
             print("\n".join(lines), file=out)
             return EXIT_OK
@@ -491,6 +523,8 @@ def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
         else:
             print(f"cpi sweep: all {len(done)} steps already evaluated; rendering", file=err)
         failures = evaluate_pending(plan, pending, done, err) if pending else []
+        failures += knowledge.evaluate_remaining(plan, err, skip={f["step"] for f in failures})
+        forget_stale_results(plan, failures, err)
         return report(plan, done, failures, out, err)
 
 

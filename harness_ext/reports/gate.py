@@ -8,6 +8,12 @@ results (the newest is taken). The gate compares the unweighted mean of ``--metr
 the baseline's cpi tasks. ``--max-drop`` is in the metric's units: accuracies are fractions,
 so 0.05 allows the candidate to be up to 5 points below the baseline.
 
+With ``--confidence 0.95`` the gate fails only when the drop exceeds ``--max-drop`` with that
+confidence on the paired items (a one-sided paired bootstrap over the per-item records of
+both files: ``step-N.items.jsonl`` next to a ``cpi sweep`` step file, or lm-eval's
+``--log_samples`` files next to a results file; see ``reports/paired.py``). Without per-item
+records for both it says so and falls back to the point estimate.
+
 The gate never passes or fails on a wrong number. Every value of ``--metric`` in either file
 must be a finite number in the metric's range (accuracies: [0, 1]), and every stderr, when
 present, a finite number >= 0 (null or lm-eval's "N/A" means "not computed"). A NaN, "N/A",
@@ -33,7 +39,7 @@ from typing import Any
 from cpi_bench.harness_ext.core.cli_args import ArgumentParser
 from cpi_bench.harness_ext.core.constants import CF_ACC
 from cpi_bench.harness_ext.core.errors import EXIT_FAIL, EXIT_OK, CPIError
-from cpi_bench.harness_ext.core.files import atomic_write_json
+from cpi_bench.harness_ext.core.files import atomic_write_json, check_output_file
 from cpi_bench.harness_ext.reports.results import (
     checked_metric_by_task,
     load_lm_eval_results,
@@ -202,10 +208,19 @@ def render(report: dict[str, Any], base_name: str, cand_name: str) -> str:
             f"{', '.join(report['missing_tasks'])}. The mean is over the {len(rows)} "
             "shared task(s) above."
         )
+    sig = report.get("significance")
+    if sig:
+        lines.append(f"Significance: {sig['note']}.")
     verdict = "PASS" if report["passed"] else "FAIL"
     lines.append(
         f"{verdict}: mean {m} dropped by {100 * report['drop']:.1f} points "
-        f"(allowed: {100 * report['max_drop']:.1f})."
+        f"(allowed: {100 * report['max_drop']:.1f})"
+        + (
+            f"; judged on its one-sided {100 * sig['confidence']:g}% lower bound "
+            f"{100 * sig['lower_bound']:.1f}."
+            if sig and sig.get("method") == "paired_bootstrap"
+            else "."
+        )
     )
     return "\n".join(lines) + "\n"
 
@@ -259,6 +274,17 @@ def build_parser() -> ArgumentParser:
         help="skip (and list) baseline tasks the candidate lacks instead of exiting 2",
     )
     parser.add_argument(
+        "--confidence",
+        type=float,
+        default=None,
+        metavar="C",
+        help="fail only when the drop exceeds --max-drop with confidence C (e.g. 0.95) on the "
+        "paired items: a one-sided paired bootstrap (10,000 resamples, seed 0) over the "
+        "per-item records of both files (a step-N.json's step-N.items.jsonl, or lm-eval "
+        "--log_samples samples_*.jsonl next to a results file); without them it says so and "
+        "uses the point estimate",
+    )
+    parser.add_argument(
         "--json",
         dest="json_out",
         default=None,
@@ -273,8 +299,14 @@ def main(argv: list[str]) -> int:
     ``cpi`` prints as ``cpi gate: error: <message>`` with exit status 2."""
     args = build_parser().parse_args(argv)
     check_max_drop(args.max_drop, args.metric)
+    if args.confidence is not None and not 0 < args.confidence < 1:
+        raise CPIError(
+            f"--confidence {args.confidence} is invalid (give a level in (0, 1), e.g. 0.95)"
+        )
     base_path = _resolve(Path(args.baseline), "baseline")
     cand_path = _resolve(Path(args.candidate), "candidate")
+    if args.json_out:
+        check_output_file(args.json_out, "--json", inputs=(base_path, cand_path))
     baseline = load_lm_eval_results(base_path)
     candidate = load_lm_eval_results(cand_path)
     report = gate(
@@ -286,6 +318,14 @@ def main(argv: list[str]) -> int:
         baseline_source=base_path,
         candidate_source=cand_path,
     )
+    if args.confidence is not None:
+        from cpi_bench.harness_ext.reports.paired import significance
+
+        tasks = [r["task"] for r in report["tasks"]]
+        sig = significance(base_path, cand_path, tasks, args.metric, args.max_drop, args.confidence)
+        report["significance"] = sig
+        if sig["method"] == "paired_bootstrap":
+            report["passed"] = not sig["exceeds"]
     _warn_about(report)
     report["baseline_source"], report["candidate_source"] = str(base_path), str(cand_path)
     sys.stdout.write(

@@ -35,6 +35,8 @@ from cpi_bench.harness_ext.core.errors import (
     CPIError,
 )
 from cpi_bench.harness_ext.reports.results import (
+    checked_stderr,
+    checked_value,
     cpi_block,
     cpi_task_metrics,
     id_task_score,
@@ -182,6 +184,38 @@ def load_inversion(path: Path) -> dict[str, Any]:
     for n, row in enumerate(data["rows"]):
         if not isinstance(row, dict) or not isinstance(row.get("step"), int):
             raise CPIError(f"{path}: rows[{n}] has no integer 'step'; rerun 'cpi sweep'")
-    if not isinstance(data.get("summary"), dict):
-        data["summary"] = summarize(data["rows"])
+        check_row_values(row, path)
+    data["summary"] = summarize(data["rows"])  # from the checked rows, never taken on trust
     return data
+
+
+_ROW_VALUES = (CF_ACC, PARAM_ACC, ID_ACC, ATTENTION_COLUMN)
+
+
+def _check_value_and_stderr(values: dict[str, Any], key: str, where: str) -> None:
+    """``values[key]`` (when not null) in the metric's range, its ``_stderr`` finite >= 0."""
+    if values.get(key) is not None:
+        checked_value(values[key], where, key)
+    if f"{key}_stderr" in values:
+        checked_stderr(values[f"{key}_stderr"], where, key)
+
+
+def check_row_values(row: dict[str, Any], path: Path) -> None:
+    """Every number of an inversion row, as ``cpi gate`` checks them: a NaN, "N/A", true,
+    text or out-of-range value is :class:`CPIError` naming the file, step, task and metric
+    (null means "not measured" and passes)."""
+    where = f"{path}: step {row['step']}"
+    for key in _ROW_VALUES:
+        _check_value_and_stderr(row, key, where)
+    for group in ("tasks", "id_tasks"):
+        tasks = row.get(group) or {}
+        if not isinstance(tasks, dict):
+            raise CPIError(f"{where}: '{group}' is not an object; rerun 'cpi sweep'")
+        for task, metrics in tasks.items():
+            if not isinstance(metrics, dict):
+                raise CPIError(f"{where}: task {task} is not an object; rerun 'cpi sweep'")
+            if group == "id_tasks":
+                metrics = {str(metrics.get("metric")): metrics.get("value")}
+            for key in metrics:
+                if key != "n" and not key.endswith("_stderr"):
+                    _check_value_and_stderr(metrics, key, f"{where}: task {task}")

@@ -37,8 +37,16 @@ from cpi_bench.harness_ext.core.errors import (
 from cpi_bench.harness_ext.core.files import (
     atomic_write_bytes,
     atomic_write_text,
+    check_output_file,
     dump_json,
     read_json,
+)
+from cpi_bench.harness_ext.reports.flips import item_notes
+from cpi_bench.harness_ext.reports.knowledge import (
+    KNOWN_HEADERS,
+    has_known,
+    known_cells,
+    known_note,
 )
 from cpi_bench.harness_ext.reports.plots import inversion_png
 from cpi_bench.harness_ext.reports.results import (
@@ -50,6 +58,7 @@ from cpi_bench.harness_ext.reports.results import (
     model_label,
     task_metrics,
 )
+from cpi_bench.harness_ext.reports.stats import INTERVAL_NOTE, interval_text, row_items
 
 FORMATS = ("md", "csv", "latex", "json")
 TASK_METRICS_SHOWN = (CF_ACC, PARAM_ACC, CF_PREF)  # per-task columns in md / latex tables
@@ -194,27 +203,34 @@ def _inversion_text(data: dict[str, Any], rows: list[dict[str, Any]], fmt: str) 
     has_id = any(r.get(ID_ACC) is not None for r in rows) or bool(data.get("id_tasks"))
     has_att = any(r.get(ATTENTION_COLUMN) is not None for r in rows)
     task_cols = _task_columns(data)
-    headers = ["step", "CF acc (%)", "param acc (%)"]
+    known = has_known(rows)
+    headers = ["step", "CF acc (%) ± se [95% Wilson CI]", "param acc (%) ± se [95% Wilson CI]"]
     if has_id:
         headers.append("ID acc (%)")
     if has_att:
         headers.append("attn ctx (%)")
+    headers += list(KNOWN_HEADERS) if known else []
     headers += [
         f"{t} {m.replace('_acc', '').replace('cf_pref', 'cf pref')} (%)" for t, m in task_cols
     ]
     body = []
     for r in rows:
         line = [str(r["step"])]
-        line += [pct(r.get(k), r.get(f"{k}_stderr")) for k in (CF_ACC, PARAM_ACC)]
+        line += [
+            pct(r.get(k), r.get(f"{k}_stderr")) + interval_text(r.get(k), row_items(r, k))
+            for k in (CF_ACC, PARAM_ACC)
+        ]
         if has_id:
             line.append(pct(r.get(ID_ACC), r.get(f"{ID_ACC}_stderr")))
         if has_att:
             line.append(pct(r.get(ATTENTION_COLUMN)))
+        line += [pct(v) for v in known_cells(r)] if known else []
         for t, m in task_cols:
             cell = (r.get("tasks") or {}).get(t) or {}
             line.append(pct(cell.get(m), cell.get(f"{m}_stderr"), show_stderr=False))
         body.append(line)
-    return render_grid(headers, body, fmt, numeric_from=1)
+    note = INTERVAL_NOTE + (known_note(data) if known else "") if fmt == "md" else None
+    return render_grid(headers, body, fmt, numeric_from=1, note=note)
 
 
 def inversion_table(data: dict[str, Any], fmt: str) -> str:
@@ -228,6 +244,7 @@ def inversion_table(data: dict[str, Any], fmt: str) -> str:
     table = _inversion_text(data, rows, fmt)
     if fmt == "md":
         table += "\n" + summary_sentence(data.get("summary") or {}) + "\n"
+        table += item_notes(data)
         for f in data.get("failures") or []:
             table += f"\nNot evaluated: step {f.get('step')} ({f.get('path')}): {f.get('reason')}\n"
     return table
@@ -288,8 +305,13 @@ def main_table(argv: list[str]) -> int:
         help="also draw the inversion plot (Figure 2 style) to this PNG file",
     )
     args = parser.parse_args(argv)
+    from cpi_bench.harness_ext.core.constants import INVERSION_JSON
     from cpi_bench.harness_ext.reports.inversion import load_inversion
 
+    source = Path(args.run) / INVERSION_JSON if Path(args.run).is_dir() else Path(args.run)
+    for flag, target in (("--output", args.output), ("--plot", args.plot)):
+        if target:
+            check_output_file(target, flag, inputs=(source,))
     try:
         data = load_inversion(Path(args.run))
         text = inversion_table(data, args.format)
@@ -578,6 +600,8 @@ def build_compare_parser() -> ArgumentParser:
 def main_compare(argv: list[str]) -> int:
     """``cpi compare``: print or write the leaderboard; bad input exits 2 (one line)."""
     args = build_compare_parser().parse_args(argv)
+    if args.output:
+        check_output_file(args.output, "--output", inputs=tuple(args.paths))
     try:
         entries = collect_entries(args.paths, run_step=args.run_step)
         text = compare_table(entries, args.format, sort_by=args.sort_by)
