@@ -743,7 +743,8 @@ def prov_base_weights_replaced_in_place(cx: Ctx) -> Verdict:
 @case("provenance")
 def prov_lora_base_replaced_in_place(cx: Ctx) -> Verdict:
     """The base of a swept LoRA run changes (same size and mtime): the adapter rows depend on
-    it and must be re-evaluated too."""
+    it, so they must be re-evaluated, or the sweep refuses (the adapters' own base, named in
+    their adapter_config.json, has other weights)."""
     run = cx.copy(cx.fx.lora_swept, "run")
     base = cx.copy(Path(json.loads((run / "cpi_run.json").read_text())["base_model"]), "base")
     set_manifest(run, base_model=str(base))
@@ -751,7 +752,10 @@ def prov_lora_base_replaced_in_place(cx: Ctx) -> Verdict:
     if reevaluated(res, [0]) is None:
         return Verdict(TRACEBACK, "a copy of the same base was not reused (control)")
     _base_to_decoy(cx, base)
-    return worst(reevaluated(cx.sweep(run, "--dry-run"), [0, 2]))
+    res = cx.sweep(run, "--dry-run")
+    if res.rc == 2:
+        return one_line_error(res, "sweep", "checkpoint-2.*another base")
+    return worst(reevaluated(res, [0, 2]))
 
 
 # ----------------------------------------------------------------------------- isolation

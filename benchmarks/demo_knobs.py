@@ -56,6 +56,14 @@ ROUND4: dict[str, tuple[dict, dict, dict, str]] = {
         "C+S 80% (the curation's target), constant lr",
     ),
     "R4lr1e3": ({}, {}, {"learning_rate": 1e-3}, "lr 1e-3, linear decay"),
+    "R4mem": (
+        {"c_fraction": 0.1, "s_fraction": 0.1},
+        {"recall_target": 1.0},
+        _CONST,
+        "R4cs10const on a base pretrained until it recalls every fact (stronger memory: the "
+        "theory's value_scale)",
+    ),
+    "R4memlin": ({}, {"recall_target": 1.0}, {}, "the defaults on the every-fact base"),
 }
 
 # name: (world overrides, pretraining overrides, schedule overrides, what it tests)

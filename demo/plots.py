@@ -38,8 +38,9 @@ def _variant_panel(ax: Any, name: str, block: dict[str, Any]) -> None:
     _band(ax, mean_curve(records), color)
     s = block["summary"]
     ci = "" if math.isnan(s["drop"]["ci"]) else f" ± {s['drop']['ci']:.2f}"
+    title = "standard (QK finetuning)" if name == "standard" else name
     ax.set_title(
-        f"{name}\ndrop {s['drop']['mean']:.2f}{ci}; "
+        f"{title}\ndrop {s['drop']['mean']:.2f}{ci}; "
         f"{s['n_drop_exceeds_noise']}/{s['n_seeds']} seeds > noise",
         fontsize=10,
     )
@@ -63,7 +64,8 @@ def _dose_panel(ax: Any, report: dict[str, Any]) -> None:
         seeds = report["variants"][row["variant"]]["per_seed"].values()
         ax.scatter([x + 2.5] * len(seeds), [r["drop"] for r in seeds], s=10, color="grey")
         xs.append(x)
-        labels.append(f"{x:.0f}%\n(-{100 * row['removed_share_mean']['C+S']:.0f}% C+S)")
+        share = row["removed_share_mean"]["C+S"]
+        labels.append(f"{x:.0f}%\n(-{100 * share:.0f}% C+S)" if x else "0%\n(standard)")
     ax.plot(xs, [r["drop"]["mean"] for r in rows], color="#d62728", lw=1)
     only = report["variants"].get("context_only")
     if only:
@@ -98,12 +100,12 @@ def plot_demo(report: dict[str, Any], path: Path) -> None:
     for ax, (name, block) in zip(flat, variants.items(), strict=False):
         _variant_panel(ax, name, block)
     _overlay_panel(flat[len(variants)], report["variants"])
-    curve_axes = flat[: len(variants) + 1]
-    for ax in curve_axes:
+    for i, ax in enumerate(flat[: len(variants) + 1]):
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.set_xlabel("IFT step", fontsize=9)
-        ax.set_ylabel("counterfactual accuracy", fontsize=9)
+        if i % cols == 0:
+            ax.set_ylabel("counterfactual accuracy", fontsize=9)
         ax.tick_params(labelsize=8)
     if report["dose_response"]:
         _dose_panel(flat[len(variants) + 1], report)

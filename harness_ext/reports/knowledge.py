@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from cpi_bench.harness_ext.core.constants import EVAL_DIR, eval_file_name
-from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.evaluation.items import by_task, items_path, items_problem, read_items
 from cpi_bench.tasks.closedbook import is_probe, probe_for
 
@@ -84,20 +83,20 @@ def _closedbook_records(eval_dir: Path, step: int) -> list[dict[str, Any]] | Non
 
 def attach_known(run_dir: Path, inversion: dict[str, Any], mode: str | None) -> None:
     """Add the known-item columns to every row of ``inversion`` (in place) and a
-    ``knowledge_filter`` block; raises :class:`CPIError` when mode ``base`` finds no probes
-    at step 0. Rows without per-item records get nulls."""
+    ``knowledge_filter`` block. Rows without per-item records or probes (a probe run that
+    failed) get nulls; the block's ``missing`` lists the steps without probes."""
     if not mode:
         return
     eval_dir = Path(run_dir) / EVAL_DIR
     base = _closedbook_records(eval_dir, 0) if mode == "base" else None
-    if mode == "base" and base is None:
-        raise CPIError(f"{eval_dir}/closedbook-0.json: no closed-book probes of the base model")
+    missing = []
     for row in inversion.get("rows") or []:
         step = row["step"]
         probes = base if mode == "base" else _closedbook_records(eval_dir, step)
         step_file = eval_dir / eval_file_name(step)
         if probes is None or items_problem(step_file):
             row.update(dict.fromkeys((*KNOWN_KEYS, "n_known")))
+            missing.append(step)
             continue
         records = read_items(items_path(step_file))[1]
         values, per_task = row_known_metrics(records, known_ids(probes))
@@ -109,6 +108,7 @@ def attach_known(run_dir: Path, inversion: dict[str, Any], mode: str | None) -> 
         "known_at": "step 0 (base model)" if mode == "base" else "each row's own step",
         "rule": "known = the closed-book probe (<task>_closedbook) states the memorised "
         "answer; cf_acc_known / param_acc_known = mean over known items, matched by item_id",
+        "missing": missing,
     }
 
 
