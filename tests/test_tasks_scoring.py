@@ -83,7 +83,7 @@ def _scores(output: str, cf: str, param: str) -> tuple[int, int]:
     return got["cf_acc"], got["param_acc"]
 
 
-def test_rule1_first_sentence_only():
+def test_rule1_first_sentence_only() -> None:
     # a later sentence mentioning the other answer in passing is not the answer
     out = " Osaka is the capital of Japan. It is larger than Tokyo."
     assert _scores(out, "Osaka", "Tokyo") == (1, 0)
@@ -96,7 +96,7 @@ def test_rule1_first_sentence_only():
     assert _scores("It is Washington, D.C. in the east.", "Denver", "Washington, D.C.") == (0, 1)
 
 
-def test_rule2_belief_then_contrast():
+def test_rule2_belief_then_contrast() -> None:
     out = (
         " The currency used in Japan is commonly referred to as the Yen. However, it is "
         "actually the Yuan that serves as the official currency."
@@ -120,11 +120,11 @@ def test_rule2_belief_then_contrast():
         (" DC", "AC/DC", 0),  # a side under 4 letters: not an alternative
     ],
 )
-def test_rule3_listed_alternatives(output, param, expected):
+def test_rule3_listed_alternatives(output: str, param: str, expected: int) -> None:
     assert _scores(output, "Cochabamba", param) == (0, expected)
 
 
-def test_rule4_parenthesised_alias_only():
+def test_rule4_parenthesised_alias_only() -> None:
     param = "Rangoon (Yangon); Naypyidaw or Nay Pyi Taw (administrative)"
     assert _scores(" Yangon", "Mandalay", param) == (0, 1)
     assert _scores(" administrative", "Mandalay", param) == (0, 0)
@@ -133,38 +133,38 @@ def test_rule4_parenthesised_alias_only():
     assert _scores(" Bujumbura", "Ngozi", gitega) == (0, 0)
 
 
-def test_rule5_place_before_comma():
+def test_rule5_place_before_comma() -> None:
     assert _scores(" Athens", "Athens, Greece", "Olympia, Greece") == (1, 0)
     assert _scores(" Peace", "Peace, love and harmony", "War") == (0, 0)
 
 
-def test_rule6_short_form_needs_its_article():
+def test_rule6_short_form_needs_its_article() -> None:
     assert _scores(" The Amazon", "Congo Rainforest", "Amazon Rainforest") == (0, 1)
     assert _scores(" Amazon", "Congo Rainforest", "Amazon Rainforest") == (0, 0)
     assert _scores(" the Indian subcontinent", "Indian Ocean", "Pacific Ocean") == (0, 0)
 
 
-def test_rule7_demonyms_from_the_table():
+def test_rule7_demonyms_from_the_table() -> None:
     assert _scores(" It is in the Peruvian Andes.", "Chile", "Peru") == (0, 1)
     assert _scores(" A French gift.", "Germany", "France") == (0, 1)
     # a country whose capital has its name has no demonym here
     assert _scores(" In the Luxembourgish hills.", "Esch-sur-Alzette", "Luxembourg") == (0, 0)
 
 
-def test_rule8_units_and_spellings():
+def test_rule8_units_and_spellings() -> None:
     out = " It is approximately 2,000 kilometers long."
     assert _scores(out, "2,000 km", "21,000 km") == (1, 0)
     assert _scores(" 21,000 kilometres", "2,000 km", "21,000 km") == (0, 1)
     assert _scores(" The capital city of Ukraine is Kiev.", "Lviv", "Kyiv") == (0, 1)
 
 
-def test_rule9_article_only_answers():
+def test_rule9_article_only_answers() -> None:
     assert _scores(" A", "A", "B") == (1, 0)
     assert _scores(" The.", "The", "A") == (1, 0)
     assert _scores(" an apple", "A", "An") == (0, 1)
 
 
-def test_rule11_mentions_that_are_not_the_answer():
+def test_rule11_mentions_that_are_not_the_answer() -> None:
     assert _scores(" Not Kabul but Herat", "Herat", "Kabul") == (1, 0)
     moved = " The government moved the capital from Manama to Riffa."
     assert _scores(moved, "Riffa", "Manama") == (1, 0)
@@ -178,7 +178,7 @@ def test_rule11_mentions_that_are_not_the_answer():
     assert _scores(named, "Serravalle", "San Marino") == (0, 1)
 
 
-def test_rule12_first_named_answer_counts_unless_a_choice():
+def test_rule12_first_named_answer_counts_unless_a_choice() -> None:
     assert _scores(" Herat is the capital and Kabul lies in ruins", "Herat", "Kabul") == (1, 0)
     assert _scores(" Kabul is the capital, Herat the largest city", "Herat", "Kabul") == (0, 1)
     assert _scores(" Herat or Kabul", "Herat", "Kabul") == (1, 1)
@@ -202,5 +202,7 @@ def test_rule12_first_named_answer_counts_unless_a_choice():
         ("The king can do no more", " more.", " wrong.", (1, 0)),
     ],
 )
-def test_rule13_proverb_endings_count_at_the_ends(output, cf, param, expected):
+def test_rule13_proverb_endings_count_at_the_ends(
+    output: str, cf: str, param: str, expected: tuple[int, int]
+) -> None:
     assert _scores(output, cf, param) == expected

@@ -20,13 +20,15 @@ A checkpoint that cannot be loaded or evaluated is reported with its path and re
 others still run and the exit status is 1. An incomplete checkpoint folder (killed during
 save, missing shards) is skipped with a warning. Bad input (no run folder, a malformed
 manifest, an unknown task, missing data, an unwritable folder) exits with 2 before any model
-is loaded. One sweep at a time per run folder: a second one exits with "locked by pid N".
+is loaded. Several sweeps of one run folder (``--workers N``, Slurm arrays, ``accelerate
+launch``) share the steps: each step is claimed by one process (``workers.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -44,7 +46,6 @@ from cpi_bench.harness_ext.core.constants import (
 from cpi_bench.harness_ext.core.errors import EXIT_FAIL, EXIT_OK, CPIError, run_entry
 from cpi_bench.harness_ext.core.files import (
     check_writable,
-    exclusive_lock,
     read_json,
     remove_stale_tmp,
     text_sha256,
@@ -55,7 +56,7 @@ from cpi_bench.harness_ext.core.run_folder import (
     read_manifest,
     resolve_base,
 )
-from cpi_bench.harness_ext.evaluation import guards, knowledge
+from cpi_bench.harness_ext.evaluation import guards, knowledge, workers
 from cpi_bench.harness_ext.evaluation.items import (
     items_path,
     items_problem,
@@ -68,8 +69,6 @@ from cpi_bench.harness_ext.evaluation.provenance import (
     provenance_mismatch,
     task_provenance,
 )
-
-LOCK_NAME = ".cpi_sweep.lock"  # in RUN_DIR; flock: released by the OS when the holder dies
 
 
 def discover_targets(
@@ -181,6 +180,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "content fingerprint of its weights",
     )
     add("--force", action="store_true", help="re-evaluate steps that already have results")
+    add(
+        "--workers",
+        type=int,
+        default=1,
+        help="evaluate the steps in N processes on this machine (one GPU each when visible, "
+        "else the CPU threads split); they share the steps through claim files, as do "
+        "independent sweeps of one run folder (Slurm arrays, accelerate launch)",
+    )
+    add("--worker", action="store_true", help=argparse.SUPPRESS)  # a --workers child
     knowledge.add_knowledge_option(parser)
     add(
         "--dry-run",
@@ -242,6 +250,8 @@ def _check_options(args: argparse.Namespace) -> int:
     """The numeric options; returns the attention item count (0 = no attention column)."""
     if args.threads is not None and args.threads < 1:
         raise CPIError(f"--threads {args.threads} is invalid (give a whole number >= 1)")
+    if args.workers < 1:
+        raise CPIError(f"--workers {args.workers} is invalid (give a whole number >= 1)")
     if args.bootstrap_iters < 0:
         raise CPIError(f"--bootstrap_iters {args.bootstrap_iters} is invalid (give >= 0)")
     if args.attention and args.attention_limit <= 0:
@@ -388,8 +398,6 @@ def evaluate_pending(
 ) -> list[dict[str, Any]]:
     """Evaluate ``pending`` in step order into ``done``; return one record per failure (the
     other checkpoints still run)."""
-    from tqdm import tqdm
-
     from cpi_bench.harness_ext.evaluation.evaluator import default_device, quiet_logs
     from cpi_bench.harness_ext.evaluation.loader import ModelLoader
 
@@ -405,17 +413,10 @@ def evaluate_pending(
         plan.args.device or default_device(),
         chat_template_from=next((t.path for t in plan.targets if t.step > 0), None),
     )
-    failures: list[dict[str, Any]] = []
-    bar = tqdm(pending, desc="checkpoints", unit="model", file=err, dynamic_ncols=True)
-    for target in bar:
-        bar.set_postfix_str(target.label)
-        try:
-            done[target.step] = _evaluate_one(plan, loader, target)
-        except Exception as exc:  # noqa: BLE001 - reported per checkpoint, exit status 1
-            failures.append(_failure(target, exc))
-            tqdm.write(f"cpi sweep: {target.path}: {failures[-1]['reason']}", file=err)
-    bar.close()
-    return failures
+    # each step through its claim (workers.py): several sweeps share a run folder
+    return workers.evaluate_claimed(
+        plan, pending, done, err, lambda t: _evaluate_one(plan, loader, t), _failure, reuse_problem
+    )
 
 
 def _failure(target: Target, exc: BaseException) -> dict[str, Any]:
@@ -460,21 +461,41 @@ def forget_stale_results(plan: SweepPlan, failures: list[dict[str, Any]], err: A
             )
 
 
-def report(plan: SweepPlan, done, failures, out, err) -> int:
-    """Write inversion.json and its renderings from the step files; the exit status."""
+def _write_table(plan: SweepPlan, done, failures, out, err) -> list[dict[str, Any]]:
+    """Write inversion.json and its renderings from the step files (this process's and its
+    peers', under a short lock: several sweeps may finish together); the failures it lists."""
     from cpi_bench.harness_ext.reports.inversion import build_inversion
     from cpi_bench.harness_ext.reports.tables import summary_sentence, write_run_reports
 
-    id_tasks = plan.evaluator.id_tasks
-    inversion = build_inversion(done, id_tasks=id_tasks, run=_run_info(plan), failures=failures)
-    inversion["settings"] = plan.evaluator.settings
-    from cpi_bench.harness_ext.reports.flips import enrich_inversion
+    with workers.assembly_lock(plan.run_dir):
+        failures = workers.collect_peers(plan, done, failures, reuse_problem)
+        id_tasks = plan.evaluator.id_tasks
+        inversion = build_inversion(done, id_tasks=id_tasks, run=_run_info(plan), failures=failures)
+        inversion["settings"] = plan.evaluator.settings
+        from cpi_bench.harness_ext.reports.flips import enrich_inversion
 
-    enrich_inversion(plan.run_dir, inversion, getattr(plan.args, "knowledge_filter", None))
-    if done or failures:  # an older table would show rows these files no longer back
-        paths = write_run_reports(plan.run_dir, inversion)
-        print(summary_sentence(inversion["summary"]), file=out)
-        print("wrote " + ", ".join(str(p) for p in paths), file=out)
+        enrich_inversion(plan.run_dir, inversion, getattr(plan.args, "knowledge_filter", None))
+        lost = workers.loses_rows(
+            plan.run_dir, inversion, {f["step"] for f in failures}, {t.step for t in plan.targets}
+        )
+        if lost:
+            print(
+                f"cpi sweep: kept inversion.json: it has rows for steps {lost} that this "
+                "process does not see yet",
+                file=err,
+            )
+        elif done or failures:  # an older table would show rows these files no longer back
+            paths = write_run_reports(plan.run_dir, inversion)
+            print(summary_sentence(inversion["summary"]), file=out)
+            print("wrote " + ", ".join(str(p) for p in paths), file=out)
+    return failures
+
+
+def report(plan: SweepPlan, done, failures, out, err) -> int:
+    """Write the table (not in a --workers child: its launcher does); the exit status."""
+    if getattr(plan.args, "worker", False):
+        return EXIT_FAIL if failures else EXIT_OK
+    failures = _write_table(plan, done, failures, out, err)
     for f in failures:
         print(f"cpi sweep: FAILED step {f['step']} ({f['path']}): {f['reason']}", file=err)
     if failures:
@@ -485,6 +506,25 @@ def report(plan: SweepPlan, done, failures, out, err) -> int:
         )
         return EXIT_FAIL
     return EXIT_OK
+
+
+def _launch_workers(args: argparse.Namespace, pending: int, err) -> None:
+    """``--workers N``: N sweeps of this run sharing the steps through their claims, one
+    device (or a share of the CPU threads) each; the launcher then assembles the table."""
+    if args.workers > pending:
+        print(
+            f"cpi sweep: {pending} step(s) to evaluate: starting {pending} workers, "
+            f"not {args.workers}",
+            file=err,
+        )
+    codes = workers.spawn_workers(args, min(args.workers, pending), err)
+    for i, code in enumerate(codes):
+        if code not in (EXIT_OK, EXIT_FAIL):
+            print(
+                f"cpi sweep: worker {i} exited with status {code}; its unfinished steps "
+                "are taken over",
+                file=err,
+            )
 
 
 def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
@@ -498,12 +538,10 @@ def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
     run_dir = Path(args.run_dir).expanduser()
     if not args.dry_run and run_dir.is_dir():
         check_writable(run_dir / EVAL_DIR, "RUN_DIR")
-    lock = (
-        exclusive_lock(run_dir / LOCK_NAME, f"run folder {run_dir}")
-        if not args.dry_run and run_dir.is_dir()
-        else contextlib.nullcontext()
-    )
-    with lock:
+    args.since = int(os.environ.get(workers.SINCE_ENV) or time.time_ns())
+    workers.apply_rank_env(args)
+    # no run-wide lock: several sweeps share a run folder step by step (workers.py)
+    with contextlib.nullcontext():
         plan = plan_sweep(args, err)
         remove_stale_tmp(plan.eval_dir)
         done, pending, lines = split_done(plan, err)
@@ -522,6 +560,8 @@ def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
             )
         else:
             print(f"cpi sweep: all {len(done)} steps already evaluated; rendering", file=err)
+        if pending and args.workers > 1 and not args.worker and not args.dry_run:
+            _launch_workers(args, len(pending), err)  # then take over what they left
         failures = evaluate_pending(plan, pending, done, err) if pending else []
         failures += knowledge.evaluate_remaining(plan, err, skip={f["step"] for f in failures})
         forget_stale_results(plan, failures, err)
@@ -530,4 +570,15 @@ def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
 
 def main(argv: list[str]) -> int:
     """``cpi sweep``: 0 ok, 1 a checkpoint failed, 2 bad input (one line, no traceback)."""
-    return run_entry("sweep", lambda a: run_sweep(build_parser().parse_args(a)), argv)
+    return run_entry("sweep", lambda a: run_sweep(_parse(a)), argv)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The options, plus the command line itself (--workers starts copies of it)."""
+    args = build_parser().parse_args(argv)
+    args.raw_argv = list(argv)
+    return args
+
+
+if __name__ == "__main__":  # python -m ... / accelerate launch -m ...: one process per rank
+    sys.exit(main(sys.argv[1:]))
