@@ -88,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default=DEFAULT_TASKS)
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument(
+        "--one_threads",
+        type=int,
+        default=None,
+        help="torch threads of the one-process sweep (default: every CPU; 1 is the fair "
+        "baseline on a busy machine, where 2 threads spin against other load)",
+    )
     args = parser.parse_args(argv)
     from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
 
@@ -97,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = range(1, args.checkpoints + 1)
         one = build_tiny_run(tmp / "one", steps=steps, base_dir=tmp / "base")
         many = Path(shutil.copytree(one, tmp / "many"))
-        threads = max(1, _cpus())
+        threads = args.one_threads or max(1, _cpus())
         t_one = _sweep(
             one, args, {**env, "OMP_NUM_THREADS": str(threads)}, "--threads", str(threads)
         )

@@ -5,7 +5,8 @@ Changing anything here changes numbers: bump ``metadata.version`` in every task 
 
 :func:`score_generation` is containment of normalised words, narrowed by the rules below. Each
 rule was added after reading real outputs of Gemma 3 270M and SmolLM2-135M-Instruct (50 per
-model and task); each errs towards a miss, because a false positive is worse than a miss.
+model and task; the counts before and after are in the README, "Measured on real models");
+each errs towards a miss, because a false positive is worse than a miss.
 
 Where to look (:func:`answer_scope`)
     1. first line, then its first sentence: models go on with new sentences that mention
@@ -389,9 +390,10 @@ def score_generation(output: str, cf_answer: str, param_answer: str) -> dict[str
         param_spans = [s for s in param_spans if not _demoted(words, s[0], both)]
     cf_acc, param_acc = int(bool(cf_spans)), int(bool(param_spans))
     same = normalize(cf_answer) == normalize(param_answer)
-    if cf_acc and param_acc and not same:
-        if not _offered_as_choice(words, cf_spans[0], param_spans[0]):
-            cf_acc, param_acc = int(cf_spans[0] < param_spans[0]), int(param_spans[0] < cf_spans[0])
+    cf_at, param_at = (cf_spans or [(0, 0)])[0], (param_spans or [(0, 0)])[0]
+    if cf_acc and param_acc and not same and cf_at[0] != param_at[0]:
+        if not _offered_as_choice(words, cf_at, param_at):
+            cf_acc, param_acc = int(cf_at < param_at), int(param_at < cf_at)
     return {"cf_acc": cf_acc, "param_acc": param_acc}
 
 

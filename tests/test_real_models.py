@@ -353,18 +353,21 @@ def _evaluate(
         torch.set_num_threads(threads)
 
 
+def _smol_and_tasks(request: pytest.FixtureRequest) -> tuple[Path, Any]:
+    """The session's SmolLM2 folder and TaskManager, asked for only after ``real_data_dir``
+    has had its chance to skip (session fixtures would otherwise convert the model first)."""
+    return request.getfixturevalue("smol_folder"), request.getfixturevalue("cpi_task_manager")
+
+
 @pytest.mark.real_model
 @pytest.mark.parametrize("task", sorted(SMOL_GOLDEN))
 def test_smollm2_golden_metrics(
-    smol_folder: Path,
-    real_data_dir: Path,
-    cpi_task_manager: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    task: str,
+    real_data_dir: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, task: str
 ) -> None:
     """cf_acc / param_acc of SmolLM2 on the first 20 items within +-0.10 (two items of 20:
-    see GOLDEN_TOLERANCE); ~5-10 s each after the session's conversion (~25 s, once)."""
-    out = _evaluate(smol_folder, real_data_dir, monkeypatch, cpi_task_manager, task, GOLDEN_LIMIT)
+    see GOLDEN_TOLERANCE); ~5-15 s each after the session's conversion (~25 s, once)."""
+    folder, tm = _smol_and_tasks(request)
+    out = _evaluate(folder, real_data_dir, monkeypatch, tm, task, GOLDEN_LIMIT)
     result = out["results"][task]
     assert len(out["samples"][task]) == GOLDEN_LIMIT
     for metric, expected in SMOL_GOLDEN[task].items():
@@ -374,18 +377,13 @@ def test_smollm2_golden_metrics(
 
 @pytest.mark.real_model
 def test_smollm2_chat_template_path(
-    smol_folder: Path, real_data_dir: Path, cpi_task_manager: Any, monkeypatch: pytest.MonkeyPatch
+    real_data_dir: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--apply_chat_template on SmolLM2: the prompt is the user turn of its ChatML template
     and the metrics are proportions of the 8 items."""
+    folder, tm = _smol_and_tasks(request)
     out = _evaluate(
-        smol_folder,
-        real_data_dir,
-        monkeypatch,
-        cpi_task_manager,
-        "cpi_capitals",
-        8,
-        apply_chat_template=True,
+        folder, real_data_dir, monkeypatch, tm, "cpi_capitals", 8, apply_chat_template=True
     )
     samples = out["samples"]["cpi_capitals"]
     assert len(samples) == 8

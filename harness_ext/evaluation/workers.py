@@ -70,9 +70,30 @@ def try_claim(path: Path, block: bool = False) -> tuple[int | None, str]:
         if err.errno not in (errno.EAGAIN, errno.EACCES):
             raise
         return None, holder
+    if not _still_linked(fd, path):  # its holder removed it after use: claim the new one
+        os.close(fd)
+        return try_claim(path, block)
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd, ""
+
+
+def _still_linked(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file we locked: a finished holder unlinks its claim
+    file (while holding it), so a lock won on the old file claims nothing."""
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def release(fd: int, path: Path) -> None:
+    """Remove the claim file, then drop the lock (in this order: see _still_linked)."""
+    try:
+        if _still_linked(fd, path):
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
 
 
 def sweep_since(args: Any) -> int:
@@ -195,7 +216,7 @@ def _finish(
         tqdm.write(f"cpi sweep: {_resolve_claimed(plan, target, state, run, failure)}", file=err)
     finally:
         if fd is not None:
-            os.close(fd)
+            release(fd, claim_path(plan.eval_dir, target.step))
         bar.update(1)
 
 
