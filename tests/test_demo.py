@@ -19,9 +19,13 @@ def test_world_is_seeded_and_has_the_three_kinds(tmp_path):
     for key in ("pretrain", "ift", "cf", "id"):
         assert a[key].read_text() == b[key].read_text()
     kinds = json.loads(a["kinds"].read_text())
-    assert set(kinds) == {"C", "C+S", "S"} and kinds.count("C") == 50
+    assert set(kinds) == {"C", "C+S", "S"}
+    assert kinds.count("C") == round(200 * WorldConfig().c_fraction)
     rows = [json.loads(x) for x in a["ift"].read_text().splitlines()]
     assert all(bool(r["input"]) == (k != "S") for r, k in zip(rows, kinds, strict=True))
+    # the context_only control trains on exactly the mixture's C rows
+    c_rows = [json.loads(x) for x in a["ift_c"].read_text().splitlines()]
+    assert c_rows == [r for r, k in zip(rows, kinds, strict=True) if k == "C"]
     world = World(WorldConfig(seed=1, n_known=10, n_ift=200))
     assert world.pretraining_lines() == world.pretraining_lines()  # builders are pure
     assert world.ift_rows() == world.ift_rows()
@@ -33,6 +37,11 @@ def test_world_is_seeded_and_has_the_three_kinds(tmp_path):
     assert not c_subjects & set(world.known)
     cf = [json.loads(x) for x in a["cf"].read_text().splitlines()]
     assert all(r["answer"] != r["memory_answer"] and r["answer"] in r["context"] for r in cf)
+    # the base model depends on the facts, not on the IFT mixture: one base per seed
+    other_mix = World(WorldConfig(seed=1, n_known=10, n_ift=300, c_fraction=0.3, s_fraction=0.3))
+    assert other_mix.pretraining_config() == world.pretraining_config()
+    assert other_mix.pretraining_lines() == world.pretraining_lines()
+    assert other_mix.layout_rows(50) == world.layout_rows(50)
 
 
 def test_pretraining_lines_end_with_their_answer_then_eos():
