@@ -58,13 +58,25 @@ def _raw_url(repo: str, commit: str, path: str) -> str:
     return f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 
 
+def _text(row: dict[str, Any], field: str) -> str:
+    """A text field, stripped; a list, number, bool or object is an error (``str()`` of it
+    would silently become an answer such as ``"['Porto']"`` or ``"True"``)."""
+    value = row[field]
+    if not isinstance(value, str):
+        raise ValueError(
+            f"field '{field}' is a {type(value).__name__} ({json.dumps(value)[:60]}), not text; "
+            "give one JSON string"
+        )
+    return value.strip()
+
+
 def _qa_row(field_param: str) -> Callable[[dict[str, Any]], dict[str, str]]:
     def convert(row: dict[str, Any]) -> dict[str, str]:
         return {
-            CONTEXT: str(row["context"]).strip(),
-            QUESTION: str(row["question"]).strip(),
-            CF_ANSWER: str(row["answer"]).strip(),
-            PARAM_ANSWER: str(row[field_param]).strip(),
+            CONTEXT: _text(row, "context"),
+            QUESTION: _text(row, "question"),
+            CF_ANSWER: _text(row, "answer"),
+            PARAM_ANSWER: _text(row, field_param),
         }
 
     return convert
@@ -437,6 +449,11 @@ def _read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
                 return list(csv.DictReader(fh))
     except json.JSONDecodeError as err:
         raise CPIError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError as err:
+        raise CPIError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "re-save the file as UTF-8"
+        ) from None
     raise ValueError(f"unknown format {fmt!r}")
 
 

@@ -253,3 +253,37 @@ def test_a_failed_checkpoint_leaves_no_stale_row_or_file(
     assert [r["step"] for r in load_inversion(run)["rows"]] == [0, 2]
     assert not (run / "eval" / "step-4.json").exists()
     assert (run / "eval" / "step-2.json").exists()
+
+
+@pytest.mark.parametrize("bad", [["Porto"], True, 7, {"city": "Porto"}])
+def test_task_data_answer_must_be_text(tmp_path, monkeypatch, bad):
+    """str() of a list/bool would silently become the answer "['Porto']" / "True"."""
+    from cpi_bench.harness_ext.core.errors import CPIError
+    from cpi_bench.tasks.sources import SOURCES, load_rows
+
+    rows = [{"context": "c", "question": "q", "answer": bad, "memory_answer": "Lisbon"}]
+    path = tmp_path / "country_capitals_only.json"
+    path.write_text(json.dumps(rows))
+    with pytest.raises(CPIError, match="row 1: field 'answer' is a"):
+        load_rows(SOURCES["capitals"], path)
+
+
+def test_task_data_not_utf8_names_the_file(tmp_path):
+    from cpi_bench.harness_ext.core.errors import CPIError
+    from cpi_bench.tasks.sources import SOURCES, load_rows
+
+    path = tmp_path / "country_capitals_only.json"
+    path.write_bytes(b'[{"context": "\xff"}]')
+    with pytest.raises(CPIError, match=r"country_capitals_only.json: not UTF-8 text"):
+        load_rows(SOURCES["capitals"], path)
+
+
+def test_tiny_model_never_writes_into_a_user_folder(tmp_path, capsys):
+    from cpi_bench.harness_ext import cli
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"mine": true}')
+    assert cli.main(["tiny-model", "--output_dir", str(mine)]) == 2
+    assert (mine / "config.json").read_text() == '{"mine": true}'
+    assert "not created by cpi" in capsys.readouterr().err

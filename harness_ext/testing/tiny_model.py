@@ -19,6 +19,7 @@ import random
 from pathlib import Path
 
 from cpi_bench.harness_ext.core.cli_args import ArgumentParser
+from cpi_bench.harness_ext.core.files import claim_output_dir
 
 ARCHS = ("llama", "mistral", "gpt_neox", "gpt2")
 
@@ -170,6 +171,7 @@ def main(argv: list[str]) -> int:
         "--corpus", default=None, help="text file (one document per line) to train the tokenizer on"
     )
     args = parser.parse_args(argv)
+    claim_output_dir(args.output_dir, "tiny-model", "--output_dir")  # never over a user's files
     corpus = None
     if args.corpus:
         with open(args.corpus, encoding="utf-8") as fh:
