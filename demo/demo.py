@@ -12,8 +12,8 @@ Per seed:
    the ``squad`` layout of the evaluation prompts), then a real ``cpi sweep`` over its
    checkpoints on the ``cpisynth_*`` lm-eval tasks (``CPI_DATA_DIR=OUT/seed-<s>/world``), in
    ``OUT/seed-<s>/<variant>/``: ``standard`` (the mixture; only W_q and W_k train, the
-   paper's QK finetuning), ``context_only`` (the mixture's C points only: the theory's
-   control), ``context_critical_25/50/75`` (the context_critical curation dropping that
+   paper's QK finetuning), ``context_only`` (only C points, as many as the mixture has rows:
+   the theory's control), ``context_critical_25/50/75`` (the context_critical curation dropping that
    percentage; ``context_critical_0`` is the standard run), ``cf_augment`` (counterfactual
    augmentation) and ``full`` (every weight trains).
 ``--jobs`` runs (default 2) go at once, each in its own process with one torch thread; each
@@ -61,7 +61,7 @@ class Variant:
     """One finetuning run per seed: extra ``cpi train`` arguments and the data it trains on."""
 
     args: tuple[str, ...] = ()
-    data: str = "ift"  # a role of World.write(): "ift" (the mixture) or "ift_c" (C rows only)
+    data: str = "ift"  # a role of World.write(): "ift" (the mixture) or "ift_all_c" (only C)
     drop: float | None = None  # context_critical: fraction of the context examples dropped
     about: str = ""
 
@@ -78,7 +78,9 @@ def _curated(percent: int) -> Variant:
 VARIANTS: dict[str, Variant] = {
     "standard": Variant(about="the mixture; only W_q and W_k train (the paper's QK finetuning)"),
     "context_only": Variant(
-        data="ift_c", about="only the mixture's C points (the theory's control: no fall expected)"
+        data="ift_all_c",
+        about="only C points: the mixture's, and a fresh C point for every C+S and S point (the "
+        "theory's control: no fall expected)",
     ),
     **{f"context_critical_{p}": _curated(p) for p in (25, 50, 75)},
     "cf_augment": Variant(

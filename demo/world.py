@@ -9,7 +9,8 @@ written as ordinary files, so it goes through the same loaders as real data:
                                     "Question: ...\nAnswer: ..." pairs, reading passages
     OUT/world/ift.jsonl             the IFT mixture, Alpaca schema (instruction, input, output)
     OUT/world/ift_kinds.json        the kind of every IFT row: C, C+S or S (for reports)
-    OUT/world/ift_c.jsonl           the mixture's C rows only (the demo's context_only control)
+    OUT/world/ift_all_c.jsonl       the mixture with every C+S and S row replaced by a fresh C
+                                    row (the demo's context_only control: only C points)
     OUT/world/cf_augment.jsonl      counterfactual examples, cpi schema, for cf_augment
     OUT/world/cpisynth_cf.jsonl     counterfactual test items (the cpisynth_cf tasks)
     OUT/world/cpisynth_id.jsonl     held-out C, C+S and recall items (cpisynth_id)
@@ -101,6 +102,8 @@ class World:
         self.reading_subjects = _names(rng, n_read, taken, 3)
         self.c_subjects = _names(rng, round(cfg.n_ift * cfg.c_fraction), taken, 3)
         self.id_subjects = _names(rng, cfg.n_eval // 3, taken, 3)
+        # Drawn last, so the sets above do not depend on it: the all-C control's extra subjects.
+        self.c_only_subjects = _names(rng, cfg.n_ift - len(self.c_subjects), taken, 3)
 
     def pretraining_config(self) -> dict:
         """The config fields that pretraining depends on (the base model's cache key)."""
@@ -168,6 +171,24 @@ class World:
                 )
         return rows, kinds
 
+    def all_c_rows(self) -> list[dict]:
+        """The context_only control: the mixture with its C rows kept and every C+S and S row
+        replaced by a fresh C row (a new unknown subject, a random answer), so it has as many
+        distinct examples as the mixture. (The mixture's C rows alone, repeated for as many
+        steps, are seen tens of times each; the paper's Proposition 3 and the knob search
+        warn that a small repeated C pool is fitted rather than read.)"""
+        rng = random.Random(self.cfg.seed + 7)
+        rows, kinds = self.ift_rows()
+        fresh = iter(self.c_only_subjects)
+        out = []
+        for row, kind in zip(rows, kinds, strict=True):
+            if kind == "C":
+                out.append(row)
+                continue
+            relation = rng.choice(list(RELATIONS))
+            out.append(self.qa(next(fresh), relation, rng.choice(self.answers[relation])))
+        return out
+
     def counterfactual_rows(self, n: int, seed_offset: int) -> list[dict]:
         """Known subjects with a context stating another answer (cpi schema)."""
         rng = random.Random(self.cfg.seed + seed_offset)
@@ -214,7 +235,7 @@ class World:
                 ("pretrain", "pretrain.txt"),
                 ("ift", "ift.jsonl"),
                 ("kinds", "ift_kinds.json"),
-                ("ift_c", "ift_c.jsonl"),
+                ("ift_all_c", "ift_all_c.jsonl"),
                 ("cf_augment", "cf_augment.jsonl"),
                 ("cf", "cpisynth_cf.jsonl"),
                 ("id", "cpisynth_id.jsonl"),
@@ -225,7 +246,7 @@ class World:
         rows, kinds = self.ift_rows()
         _write_jsonl(paths["ift"], rows)
         paths["kinds"].write_text(json.dumps(kinds))
-        _write_jsonl(paths["ift_c"], [r for r, k in zip(rows, kinds, strict=True) if k == "C"])
+        _write_jsonl(paths["ift_all_c"], self.all_c_rows())
         _write_jsonl(
             paths["cf_augment"],
             [

@@ -23,9 +23,14 @@ def test_world_is_seeded_and_has_the_three_kinds(tmp_path):
     assert kinds.count("C") == round(200 * WorldConfig().c_fraction)
     rows = [json.loads(x) for x in a["ift"].read_text().splitlines()]
     assert all(bool(r["input"]) == (k != "S") for r, k in zip(rows, kinds, strict=True))
-    # the context_only control trains on exactly the mixture's C rows
-    c_rows = [json.loads(x) for x in a["ift_c"].read_text().splitlines()]
-    assert c_rows == [r for r, k in zip(rows, kinds, strict=True) if k == "C"]
+    # the context_only control: the mixture's C rows kept, every other row a fresh C row
+    all_c = [json.loads(x) for x in a["ift_all_c"].read_text().splitlines()]
+    assert len(all_c) == len(rows) and all(r["input"] for r in all_c)
+    assert [r for r, k in zip(all_c, kinds, strict=True) if k == "C"] == [
+        r for r, k in zip(rows, kinds, strict=True) if k == "C"
+    ]
+    subjects = [r["instruction"].split()[-1].rstrip("?") for r in all_c]
+    assert len(set(subjects)) == len(subjects)  # every subject fresh and unknown
     world = World(WorldConfig(seed=1, n_known=10, n_ift=200))
     assert world.pretraining_lines() == world.pretraining_lines()  # builders are pure
     assert world.ift_rows() == world.ift_rows()
@@ -249,7 +254,7 @@ def test_every_seed_and_variant_gets_its_own_run_folder_and_demo_json(tmp_path, 
     out = tmp_path / "demo"
     assert demo.main(["--out", str(out), "--seeds", "1,2", "--jobs", "1", "--quick"]) == 0
     for seed in (1, 2):
-        assert (out / f"seed-{seed}" / "world" / "ift_c.jsonl").is_file()
+        assert (out / f"seed-{seed}" / "world" / "ift_all_c.jsonl").is_file()
         for name in VARIANTS:
             assert (out / f"seed-{seed}" / name / "inversion.json").is_file()
             assert (out / f"seed-{seed}" / "logs" / f"{name}.log").is_file()

@@ -512,3 +512,32 @@ def test_trains_from_a_gguf_file(tmp_path, data):
     manifest = json.loads((run / MANIFEST_NAME).read_text())
     assert manifest["status"] == "finished" and manifest["global_step"] == 1
     assert (run / "checkpoint-1" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_qk_on_gemma3_trains_exactly_the_query_and_key_projections(tmp_path, data):
+    """Gemma 3 has q_proj/k_proj and, after them, RMSNorm gains q_norm/k_norm. cpi's qk mode is
+    the paper's W_Q/W_K finetuning: the 36 q_proj/k_proj weights (18 layers) change, the
+    norms and every other tensor stay bit-identical (documented in trainer/README.md)."""
+    import torch
+
+    from cpi_bench.harness_ext.models import fetch, source
+
+    model = fetch.KNOWN_MODELS["gemma-3-270m"]
+    if fetch.package_dir(model) is None:
+        pytest.skip(f"package {model.package} is not installed ({model.install})")
+    pytest.importorskip("gguf")
+    gguf, run = fetch.locate_gguf(model, tmp_path), tmp_path / "run"
+    argv = ["--model_name_or_path", str(gguf), "--dataset_name", str(data["alpaca"])]
+    argv += ["--finetune", "qk", "--max_steps", "1", "--save_steps", "1"]
+    argv += ["--gradient_checkpointing", "false", "--output_dir", str(run), *FAST]
+    argv[argv.index("--per_device_train_batch_size") + 1] = "1"
+    argv[argv.index("--max_length") + 1] = "48"
+    assert main(argv) == 0
+    base = source.load_model(source.resolve_model(gguf)).state_dict()
+    tuned = weights(run / "checkpoint-1")
+    moved = {k for k in tuned if k in base and not torch.equal(base[k], tuned[k])}
+    expected = {f"model.layers.{i}.self_attn.{p}_proj.weight" for i in range(18) for p in "qk"}
+    assert moved == expected
+    assert any("q_norm" in k for k in tuned)  # the norms exist, and did not move
