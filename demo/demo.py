@@ -261,7 +261,8 @@ def _variant_job(name: str, base: Path, paths: dict[str, Path], seed_dir: Path,
     start = time.time()
     with _output_to(seed_dir / "logs" / f"{name}.log"):
         result = run_variant(name, base, paths, seed_dir, sched, seed)
-    return result, time.time() - start
+    made = (seed_dir / name / INVERSION_JSON).stat().st_mtime
+    return result, time.time() - start, made < start  # older than this job: reused
 
 
 class _Inline:
@@ -312,6 +313,7 @@ class DemoRun:
     results: dict[int, dict[str, dict]]
     bases: dict[int, tuple[Path, float]]
     paths: dict[int, dict[str, Path]]
+    reused: int = 0  # runs whose inversion.json an earlier cpi demo in OUT had already made
 
 
 def _short(res: dict) -> str:
@@ -367,7 +369,8 @@ def run_demo(
                             f"(fact recall {run.bases[seed][1]:.3f})")  # fmt: skip
                         submit_variants(seed)
                     else:
-                        run.results[seed][name], secs = fut.result()
+                        run.results[seed][name], secs, reused = fut.result()
+                        run.reused += reused
                         say(f"seed {seed} {name}: {_short(run.results[seed][name])} ({secs:.0f} s)")
         except BaseException:
             _stop(pool)

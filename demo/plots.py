@@ -51,7 +51,7 @@ def _overlay_panel(ax: Any, variants: dict[str, Any]) -> None:
         if block["runs_as"] == name:
             _band(ax, mean_curve(list(block["per_seed"].values())), COLORS.get(name, "k"), name)
     ax.set_title("all variants: mean over seeds", fontsize=10)
-    ax.legend(fontsize=7.5, loc="lower right", framealpha=0.85)
+    ax.legend(fontsize=7.5, loc="lower center", ncol=2, framealpha=0.9)  # below the curves
 
 
 def _dose_panel(ax: Any, report: dict[str, Any]) -> None:

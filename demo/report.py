@@ -100,6 +100,8 @@ def build_report(out: Path, run: DemoRun, settings: dict[str, Any]) -> dict[str,
     return {
         **settings,
         "seeds": sorted(run.results),
+        "runs": sum(len(v) for v in run.results.values()),
+        "runs_reused": run.reused,
         "ci": CI_TEXT,
         "noise": NOISE_TEXT,
         "base_models": {
@@ -172,7 +174,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Seeds {', '.join(map(str, seeds))}: per seed a world, a 1-layer 1-head Llama pretrained "
         f"on it (fact recall {recalls}) and one IFT run per variant ({sched['max_steps']} steps, "
         f"lr {sched['learning_rate']:g} {sched['lr_scheduler_type']}, batch "
-        f"{sched['batch_size']}). `{report['command']}`: {report['wall_seconds']:.0f} s.",
+        f"{sched['batch_size']}). `{report['command']}`: {report['wall_seconds']:.0f} s"
+        + (
+            f" ({report['runs_reused']} of {report['runs']} runs reused from an earlier "
+            "cpi demo in this folder)."
+            if report["runs_reused"]
+            else "."
+        ),  # fmt: skip
         "",
         f"Each cell: {CI_TEXT} (n = {len(seeds)}). cf acc: the context's answer is given on "
         "counterfactual items; param acc: the memorised answer is; ID acc: held-out C, C+S "

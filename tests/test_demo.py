@@ -278,3 +278,7 @@ def test_every_seed_and_variant_gets_its_own_run_folder_and_demo_json(tmp_path, 
     row = "| standard | 0.10 ± 0.00 | 0.90 ± 0.00 | 0.65 ± 0.64 | +0.80 ± 0.00 | 0.25 ± 0.64 |"
     assert row + " 2 of 2 |" in table
     assert "Student t" in table and (out / "demo.png").stat().st_size > 10_000
+    assert "reused" not in table
+    # a second run in the same folder reuses every finished run and says so
+    assert demo.main(["--out", str(out), "--seeds", "1,2", "--jobs", "1", "--quick"]) == 0
+    assert "(14 of 14 runs reused from an earlier cpi demo" in (out / "demo.md").read_text()
