@@ -23,7 +23,8 @@ from pathlib import Path
 
 from cpi_bench.demo.aggregate import fmt, seed_record, summarize
 from cpi_bench.demo.base_model import PretrainConfig
-from cpi_bench.demo.demo import FULL, VARIANTS, DemoRun, run_demo
+from cpi_bench.demo.demo import FULL, run_demo
+from cpi_bench.demo.variants import VARIANTS, DemoRun
 from cpi_bench.demo.world import WorldConfig
 
 # Round 1 (2-layer model, all weights trained, fewer reading passages): first, A-C, E.

@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cpi_bench.demo.base_model import PretrainConfig, base_model_dir, cached_base_model
+from cpi_bench.demo.variants import ALIASES, VARIANTS, DemoRun, Variant
 from cpi_bench.demo.world import World, WorldConfig
 from cpi_bench.harness_ext.core.cli_args import ArgumentParser
 from cpi_bench.harness_ext.core.constants import (
@@ -56,43 +57,6 @@ DEFAULT_SEEDS = "0,1,2,3,4"
 QUICK_SEEDS = "0"
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One finetuning run per seed: extra ``cpi train`` arguments and the data it trains on."""
-
-    args: tuple[str, ...] = ()
-    data: str = "ift"  # a role of World.write(): "ift" (the mixture) or "ift_all_c" (only C)
-    drop: float | None = None  # context_critical: fraction of the context examples dropped
-    about: str = ""
-
-
-def _curated(percent: int) -> Variant:
-    return Variant(
-        ("--curation", "context_critical", "--context_critical_drop", f"{percent / 100:g}"),
-        drop=percent / 100,
-        about=f"context_critical curation, the {percent}% of the context examples with the "
-        "lowest base-model loss without their context dropped",
-    )
-
-
-VARIANTS: dict[str, Variant] = {
-    "standard": Variant(about="the mixture; only W_q and W_k train (the paper's QK finetuning)"),
-    "context_only": Variant(
-        data="ift_all_c",
-        about="only C points: the mixture's, and a fresh C point for every C+S and S point (the "
-        "theory's control: no fall expected)",
-    ),
-    **{f"context_critical_{p}": _curated(p) for p in (25, 50, 75)},
-    "cf_augment": Variant(
-        ("--curation", "cf_augment", "--cf_augment_fraction", "0.2"),
-        about="20% counterfactual examples mixed in",
-    ),
-    "full": Variant(("--finetune", "full"), about="every weight trains (for contrast)"),
-}
-# Dropping 0% is no curation: context_critical_0 is the standard run (not trained twice).
-ALIASES: dict[str, str] = {"context_critical_0": "standard"}
-DOSE_RESPONSE = ("context_critical_0", "context_critical_25", "context_critical_50",
-                 "context_critical_75")  # fmt: skip
 SWEEP_TASKS = "cpisynth_cf,cpisynth_cf_choice"
 ID_TASKS = "cpisynth_id"
 
@@ -247,7 +211,10 @@ def _output_to(path: Path) -> Iterator[None]:
                 os.close(fd)
 
 
-def _pretrain_job(world_cfg: WorldConfig, pre_cfg: PretrainConfig, cache: Path, log: Path):
+def _pretrain_job(
+    world_cfg: WorldConfig, pre_cfg: PretrainConfig, cache: Path, log: Path
+) -> tuple[Path, float, float]:
+    """(base model folder, fact recall, seconds), in a worker; output to ``log``."""
     from cpi_bench.demo.base_model import pretrain_base_model
 
     start = time.time()
@@ -257,7 +224,8 @@ def _pretrain_job(world_cfg: WorldConfig, pre_cfg: PretrainConfig, cache: Path, 
 
 
 def _variant_job(name: str, base: Path, paths: dict[str, Path], seed_dir: Path,
-                 sched: Schedule, seed: int):  # fmt: skip
+                 sched: Schedule, seed: int) -> tuple[dict, float, bool]:  # fmt: skip
+    """(inversion.json, seconds, whether an earlier run had made it), in a worker."""
     start = time.time()
     with _output_to(seed_dir / "logs" / f"{name}.log"):
         result = run_variant(name, base, paths, seed_dir, sched, seed)
@@ -304,16 +272,6 @@ def _stop(pool: ProcessPoolExecutor | _Inline) -> None:
     for proc in list(workers.values()):
         proc.terminate()
     pool.shutdown(wait=True, cancel_futures=True)
-
-
-@dataclass
-class DemoRun:
-    """Everything one ``cpi demo`` measured: inversion.json per seed and variant, and bases."""
-
-    results: dict[int, dict[str, dict]]
-    bases: dict[int, tuple[Path, float]]
-    paths: dict[int, dict[str, Path]]
-    reused: int = 0  # runs whose inversion.json an earlier cpi demo in OUT had already made
 
 
 def _short(res: dict) -> str:

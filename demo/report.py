@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cpi_bench.demo.aggregate import CI_TEXT, NOISE_TEXT, fmt, seed_record, summarize
-from cpi_bench.demo.demo import ALIASES, DOSE_RESPONSE, VARIANTS, DemoRun
+from cpi_bench.demo.variants import ALIASES, DOSE_RESPONSE, VARIANTS, DemoRun
 from cpi_bench.harness_ext.core.files import atomic_write_json, atomic_write_text
 
 KINDS = ("C", "C+S", "S")

@@ -476,13 +476,13 @@ def test_real_files_build_as_lm_eval_tasks(
             pytest.skip(f"real public data: {SOURCES[source].file_name} is not in {real_data_dir}")
     monkeypatch.setenv("CPI_DATA_DIR", str(real_data_dir))
     tasks = task_manager.load(["cpi_nqswap", "cpi_conflictqa_chatgpt"])["tasks"]
-    nq = next(iter(tasks["cpi_nqswap"].test_docs()))
+    nq = next(d for d in tasks["cpi_nqswap"].test_docs() if d["item_id"] == 0)
     assert (
         tasks["cpi_nqswap"]
         .doc_to_text(nq)
         .endswith("Question: how many episodes are in chicago fire season 4\nAnswer:")
     )
-    cq = next(iter(tasks["cpi_conflictqa_chatgpt"].test_docs()))
+    cq = next(d for d in tasks["cpi_conflictqa_chatgpt"].test_docs() if d["item_id"] == 0)
     assert (
         tasks["cpi_conflictqa_chatgpt"]
         .doc_to_text(cq)
