@@ -1,6 +1,6 @@
 """``cpi demo``: the whole product on a CPU, no downloads, over several seeds.
 
-    cpi demo --out demo                   # every variant for seeds 0-4 (about 15 minutes)
+    cpi demo --out demo                   # every variant for seeds 0-4 (25 CPU-minutes)
     cpi demo --out demo --seeds 0,1,2     # fewer seeds
     cpi demo --out demo --quick           # seed 0, the first 150 steps only (CI)
 
@@ -52,7 +52,8 @@ from cpi_bench.harness_ext.core.constants import (
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.files import atomic_write_json, claim_output_dir
 
-# Seeds of a default run: as many as fit about 15 minutes on 2 cores (measured: README).
+# Seeds of a default run: 5 seeds = 35 runs and 5 pretrainings, 25 CPU-minutes (measured; the
+# README's demo section): about 13 minutes of 2 free cores, so 5 seeds fit 15 minutes.
 DEFAULT_SEEDS = "0,1,2,3,4"
 QUICK_SEEDS = "0"
 

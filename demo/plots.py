@@ -21,10 +21,12 @@ COLORS = {
 }
 
 
-def _band(ax: Any, curve: dict[str, list], color: str, label: str | None = None) -> None:
+def _band(
+    ax: Any, curve: dict[str, list], color: str, label: str | None = None, band: bool = True
+) -> None:
     steps, mean = curve["steps"], curve["mean"]
     ax.plot(steps, mean, color=color, lw=2.2, label=label)
-    if not any(math.isnan(c) for c in curve["ci"]):
+    if band and not any(math.isnan(c) for c in curve["ci"]):
         lo = [m - c for m, c in zip(mean, curve["ci"], strict=True)]
         hi = [m + c for m, c in zip(mean, curve["ci"], strict=True)]
         ax.fill_between(steps, lo, hi, color=color, alpha=0.2, lw=0)
@@ -49,7 +51,8 @@ def _variant_panel(ax: Any, name: str, block: dict[str, Any]) -> None:
 def _overlay_panel(ax: Any, variants: dict[str, Any]) -> None:
     for name, block in variants.items():
         if block["runs_as"] == name:
-            _band(ax, mean_curve(list(block["per_seed"].values())), COLORS.get(name, "k"), name)
+            curve = mean_curve(list(block["per_seed"].values()))
+            _band(ax, curve, COLORS.get(name, "k"), name, band=False)  # bands: own panels
     ax.set_title("all variants: mean over seeds", fontsize=10)
     ax.legend(fontsize=7.5, loc="lower center", ncol=2, framealpha=0.9)  # below the curves
 
