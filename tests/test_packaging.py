@@ -61,21 +61,12 @@ def test_artifact_installs_and_lm_eval_finds_the_tasks(
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = str(env_dir / "bin" / "python")
-    _see_dependencies_of_this_environment(py)
     env = {**os.environ, "CPI_AUTOLOAD": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)
-    _run(
-        [
-            py,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            str(artifacts[kind]),
-        ],
-        env,
-    )
+    # Install first: once this environment's packages are visible, pip would see cpi-bench
+    # 0.1.0 "already satisfied" (from outside) and install nothing.
+    _run([py, "-m", "pip", "install", "-q", "--no-deps", str(artifacts[kind])], env)
+    _see_dependencies_of_this_environment(py)
     where = _run([py, "-c", "import cpi_bench.tasks as t; print(t.__file__)"], env).stdout
     assert str(env_dir) in where  # the installed copy, not the source tree
     proc = _run(
