@@ -12,7 +12,8 @@ base: step 0 plus ``--models - 1`` checkpoints each), then measures, in this one
 
 Every metric of every task and step must be identical (exact float equality) between the two;
 the script exits 1 otherwise. It prints the wall-clock times and their ratio, for the full run
-and the LoRA run. Needs the cpi task data: ``CPI_DATA_DIR`` or ``../shared/data``.
+and the LoRA run. Reads the cpi task data from ``--data_dir`` / ``CPI_DATA_DIR``; without
+either it writes small synthetic files in the public schemas (testing/public_fixtures.py).
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ def main() -> int:
     parser.add_argument(
         "--data_dir",
         type=Path,
-        default=Path(os.environ.get("CPI_DATA_DIR", REPO.parent / "shared" / "data")),
-        help="folder with the cpi task data (CPI_DATA_DIR)",
+        default=Path(os.environ["CPI_DATA_DIR"]) if os.environ.get("CPI_DATA_DIR") else None,
+        help="folder with the cpi task data (default: CPI_DATA_DIR, else generated fixtures)",
     )
     parser.add_argument(
         "--workdir",
@@ -174,6 +175,10 @@ def main() -> int:
     )
     parser.add_argument("--skip_lora", action="store_true", help="only the full-finetune run")
     args = parser.parse_args()
+    if args.data_dir is None:
+        from cpi_bench.harness_ext.testing.public_fixtures import write_fixture_data
+
+        args.data_dir = write_fixture_data(Path(tempfile.mkdtemp(prefix="bench_sweep_data_")))
     if not args.data_dir.is_dir():
         sys.exit(f"no task data at {args.data_dir}; set CPI_DATA_DIR or --data_dir")
     os.environ["CPI_DATA_DIR"] = str(args.data_dir)

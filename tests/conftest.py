@@ -28,8 +28,7 @@ __all__ = ["bio_rows"]  # re-exported: the CF_Bio rows now live in public_fixtur
 
 DATA_DIR_ENV = "CPI_DATA_DIR"  # cpi_bench.tasks.sources.DATA_DIR_ENV
 REAL_DATA_SKIP = (
-    "real public data: set CPI_DATA_DIR to a folder with the public files "
-    "(CI points it at ../shared/data)"
+    "real public data: set CPI_DATA_DIR to a folder with the public files (.ci/run sets it)"
 )
 
 
