@@ -192,19 +192,9 @@ def evaluate_remaining(
         return []
     targets = [t for t in plan.targets if t.step in kp.pending and t.step not in (skip or ())]
     if targets:
-        from cpi_bench.harness_ext.evaluation.evaluator import default_device
-        from cpi_bench.harness_ext.evaluation.loader import ModelLoader
+        from cpi_bench.harness_ext.evaluation.loader import sweep_loader
 
-        if plan.args.threads:
-            import torch
-
-            torch.set_num_threads(plan.args.threads)
-        loader = ModelLoader(
-            plan.base_model,
-            plan.evaluator.load_kwargs,
-            plan.args.device or default_device(),
-            chat_template_from=next((t.path for t in plan.targets if t.step > 0), None),
-        )
+        loader = sweep_loader(plan)
         print(f"cpi sweep: closed-book probes for {len(targets)} step(s)", file=err or sys.stderr)
         chat = bool(plan.args.apply_chat_template)
         for target in targets:

@@ -193,3 +193,21 @@ def check_adapter_matched(peft_model, target: Target) -> None:
             f"{target.path}: none of the adapter's {len(stored)} tensors match a module of the "
             "base model (is it an adapter of another base?); pass the right --base_model"
         )
+
+
+def sweep_loader(plan) -> ModelLoader:
+    """The ModelLoader of a sweep plan (``evaluation.sweep.SweepPlan``): torch threads,
+    device and chat-template donor from its options; one place for the step evaluation and
+    the closed-book probes."""
+    from cpi_bench.harness_ext.evaluation.evaluator import default_device
+
+    if plan.args.threads:
+        import torch
+
+        torch.set_num_threads(plan.args.threads)
+    return ModelLoader(
+        plan.base_model,
+        plan.evaluator.load_kwargs,
+        plan.args.device or default_device(),
+        chat_template_from=next((t.path for t in plan.targets if t.step > 0), None),
+    )

@@ -398,21 +398,13 @@ def evaluate_pending(
 ) -> list[dict[str, Any]]:
     """Evaluate ``pending`` in step order into ``done``; return one record per failure (the
     other checkpoints still run)."""
-    from cpi_bench.harness_ext.evaluation.evaluator import default_device, quiet_logs
-    from cpi_bench.harness_ext.evaluation.loader import ModelLoader
+    from cpi_bench.harness_ext.evaluation.evaluator import quiet_logs
 
     if not plan.args.verbose:
         quiet_logs()
-    if plan.args.threads:
-        import torch
+    from cpi_bench.harness_ext.evaluation.loader import sweep_loader
 
-        torch.set_num_threads(plan.args.threads)
-    loader = ModelLoader(
-        plan.base_model,
-        plan.evaluator.load_kwargs,
-        plan.args.device or default_device(),
-        chat_template_from=next((t.path for t in plan.targets if t.step > 0), None),
-    )
+    loader = sweep_loader(plan)
     # each step through its claim (workers.py): several sweeps share a run folder
     return workers.evaluate_claimed(
         plan, pending, done, err, lambda t: _evaluate_one(plan, loader, t), _failure, reuse_problem
