@@ -24,7 +24,7 @@ from pathlib import Path
 from cpi_bench.demo.aggregate import fmt, seed_record, summarize
 from cpi_bench.demo.base_model import PretrainConfig
 from cpi_bench.demo.demo import FULL, run_demo
-from cpi_bench.demo.variants import VARIANTS, DemoRun
+from cpi_bench.demo.variants import ALL_VARIANTS, DemoRun
 from cpi_bench.demo.world import WorldConfig
 
 # Round 1 (2-layer model, all weights trained, fewer reading passages): first, A-C, E.
@@ -167,7 +167,7 @@ def _print_config(name: str, what: str, run: DemoRun) -> dict:
     """Each seed's curve, then per variant the across-seed summary; return the summaries."""
     summaries = {}
     variants = {v for per_seed in run.results.values() for v in per_seed}
-    for variant in [v for v in VARIANTS if v in variants]:
+    for variant in [v for v in ALL_VARIANTS if v in variants]:
         records = []
         for seed, per_seed in sorted(run.results.items()):
             rec = seed_record(per_seed[variant])

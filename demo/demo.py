@@ -1,6 +1,6 @@
 """``cpi demo``: the whole product on a CPU, no downloads, over several seeds.
 
-    cpi demo --out demo                   # every variant for seeds 0-4 (25 CPU-minutes)
+    cpi demo --out demo                   # every variant for seeds 0-4 (11.5 min, 2 cores)
     cpi demo --out demo --seeds 0,1,2     # fewer seeds
     cpi demo --out demo --quick           # seed 0, the first 150 steps only (CI)
 
@@ -13,8 +13,9 @@ Per seed:
    checkpoints on the ``cpisynth_*`` lm-eval tasks (``CPI_DATA_DIR=OUT/seed-<s>/world``), in
    ``OUT/seed-<s>/<variant>/``: ``standard`` (the mixture; only W_q and W_k train, the
    paper's QK finetuning), ``context_only`` (only C points, as many as the mixture has rows:
-   the theory's control), ``context_critical_25/50/75`` (the context_critical curation dropping that
-   percentage; ``context_critical_0`` is the standard run), ``cf_augment`` (counterfactual
+   the theory's control), ``context_critical_25/50/75`` (the context_critical_all curation dropping
+   that percentage of a pool cut down to the mixture's size; ``context_critical_0`` is the
+   standard run), ``cf_augment`` (counterfactual
    augmentation) and ``full`` (every weight trains).
 ``--jobs`` runs (default 2) go at once, each in its own process with one torch thread; each
 run's log is ``OUT/seed-<s>/logs/<variant>.log``.
@@ -43,7 +44,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cpi_bench.demo.base_model import PretrainConfig, base_model_dir, cached_base_model
-from cpi_bench.demo.variants import ALIASES, VARIANTS, DemoRun, Variant
+from cpi_bench.demo.variants import (
+    ABLATIONS,
+    ALIASES,
+    ALL_VARIANTS,
+    VARIANTS,
+    DemoRun,
+    Variant,
+)
 from cpi_bench.demo.world import World, WorldConfig
 from cpi_bench.harness_ext.core.cli_args import ArgumentParser
 from cpi_bench.harness_ext.core.constants import (
@@ -52,8 +60,9 @@ from cpi_bench.harness_ext.core.constants import (
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.files import atomic_write_json, claim_output_dir
 
-# Seeds of a default run: 5 seeds = 35 runs and 5 pretrainings, 25 CPU-minutes (measured; the
-# README's demo section): about 13 minutes of 2 free cores, so 5 seeds fit 15 minutes.
+# Seeds of a default run: 5 seeds = 35 runs and 5 pretrainings, 11 min 30 s of wall time and
+# 22.5 CPU-minutes on an idle 2-core machine (measured; the README's demo section), so 5 seeds
+# fit 15 minutes.
 DEFAULT_SEEDS = "0,1,2,3,4"
 QUICK_SEEDS = "0"
 
@@ -139,7 +148,7 @@ def run_variant(
     from cpi_bench.trainer import train
 
     run_dir = out / name
-    args = train_args(base, world_paths, run_dir, sched, seed, VARIANTS[name])
+    args = train_args(base, world_paths, run_dir, sched, seed, ALL_VARIANTS[name])
     # A finished or interrupted run is reused only if it was made with the same settings
     # (base model, schedule, seed): a --quick run's checkpoints must not pass for a full run's.
     stamp = run_dir / ".cpi_demo_run.json"  # marks the folder as the demo's own
@@ -308,7 +317,8 @@ def run_demo(
 
         for seed in seeds:
             w, p = replace(world_cfg, seed=seed), replace(pre_cfg, seed=seed)
-            run.paths[seed] = World(w).write(out / f"seed-{seed}" / "world")
+            drops = tuple(d for n in names if (d := ALL_VARIANTS[n].pool_drop))
+            run.paths[seed] = World(w).write(out / f"seed-{seed}" / "world", drops)
             recall = cached_base_model(World(w), p, cache)
             if recall is not None:
                 run.bases[seed] = (base_model_dir(World(w), p, cache), recall)
@@ -368,7 +378,8 @@ def _parser() -> ArgumentParser:
     parser.add_argument(
         "--variants",
         default=",".join(VARIANTS),
-        help=f"comma-separated subset of {', '.join([*VARIANTS, *ALIASES])}",
+        help=f"comma-separated subset of {', '.join([*VARIANTS, *ALIASES])} (default: all "
+        f"of these), or the dose-response ablations {', '.join(ABLATIONS)}",
     )
     parser.add_argument(
         "--jobs", type=int, default=2, help="runs at once, one torch thread each (default: 2)"
@@ -378,12 +389,12 @@ def _parser() -> ArgumentParser:
 
 def _chosen_variants(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
-    unknown = [v for v in names if v not in VARIANTS and v not in ALIASES]
+    unknown = [v for v in names if v not in ALL_VARIANTS and v not in ALIASES]
     if unknown:
-        choices = [*VARIANTS, *ALIASES]
+        choices = [*ALL_VARIANTS, *ALIASES]
         raise CPIError(f"unknown --variants {unknown}; choose from {choices}", exit_code=2)
     runs = {ALIASES.get(v, v) for v in names}
-    return [v for v in VARIANTS if v in runs]
+    return [v for v in ALL_VARIANTS if v in runs]
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -1,6 +1,6 @@
 """OUT/demo.png of ``cpi demo``: one panel per variant (each seed's counterfactual-accuracy
 curve thin, the mean thick with its 95% t band), the variants' means overlaid, and the
-dose-response of the context_critical curation (drop against the share dropped)."""
+dose-response of the context_critical_all curation (drop against the share dropped)."""
 
 from __future__ import annotations
 
@@ -67,8 +67,12 @@ def _dose_panel(ax: Any, report: dict[str, Any]) -> None:
         seeds = report["variants"][row["variant"]]["per_seed"].values()
         ax.scatter([x + 2.5] * len(seeds), [r["drop"] for r in seeds], s=10, color="grey")
         xs.append(x)
-        share = row["removed_share_mean"]["C+S"]
-        labels.append(f"{x:.0f}%\n(-{100 * share:.0f}% C+S)" if x else "0%\n(standard)")
+        share = row["removed_share_mean"]
+        labels.append(
+            f"{x:.0f}%\n-{100 * share['C+S']:.0f}% C+S\n-{100 * share['S']:.0f}% S"
+            if x
+            else "0%\n(standard)"
+        )
     ax.plot(xs, [r["drop"]["mean"] for r in rows], color="#d62728", lw=1)
     only = report["variants"].get("context_only")
     if only:
@@ -82,7 +86,7 @@ def _dose_panel(ax: Any, report: dict[str, Any]) -> None:
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xticks(xs, labels, fontsize=8)
     ax.set_xlim(-10, 125)
-    ax.set_xlabel("context examples dropped by context_critical", fontsize=9)
+    ax.set_xlabel("pool share dropped by context_critical_all", fontsize=9)
     ax.set_ylabel("drop (peak - final cf acc)", fontsize=9)
     ax.set_title("dose-response: mean ± 95% CI, grey = seeds", fontsize=10)
 

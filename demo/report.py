@@ -11,24 +11,39 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.demo.aggregate import CI_TEXT, NOISE_TEXT, fmt, seed_record, summarize
-from cpi_bench.demo.variants import ALIASES, DOSE_RESPONSE, VARIANTS, DemoRun
+from cpi_bench.demo.aggregate import (
+    CI_TEXT,
+    NOISE_TEXT,
+    fmt,
+    mean_ci,
+    seed_record,
+    summarize,
+)
+from cpi_bench.demo.variants import (
+    ABLATIONS,
+    ALIASES,
+    ALL_VARIANTS,
+    DOSE_CURATION,
+    DOSE_RESPONSE,
+    DemoRun,
+    Variant,
+)
 from cpi_bench.harness_ext.core.files import atomic_write_json, atomic_write_text
 
 KINDS = ("C", "C+S", "S")
 
 
-def removed_shares(base: Path, paths: dict[str, Path], drop: float) -> dict[str, float]:
-    """Share of each kind (C, C+S, S) of the IFT mixture that context_critical at ``drop``
-    removes: the trainer's own curation function and scorer (its cache, next to the base
-    model, makes this a lookup), applied to the mixture with its kinds attached."""
-    from cpi_bench.trainer.curation import CurationContext, context_critical
+def removed_shares(base: Path, paths: dict[str, Path], variant: Variant) -> dict[str, float]:
+    """Share of each kind (C, C+S, S) of a curated variant's data (its pool, or the mixture)
+    that its curation removes: the trainer's own curation function and scorer (its cache,
+    next to the base model, makes this a lookup), applied to the data with its kinds attached."""
+    from cpi_bench.trainer.curation import CURATIONS, CurationContext
     from cpi_bench.trainer.schema import CONTEXT, INSTRUCTION, RESPONSE, canonical_dataset
     from cpi_bench.trainer.scoring import ResponseLossScorer
     from cpi_bench.trainer.templates import get_template
 
-    kinds = json.loads(paths["kinds"].read_text())
-    rows = [json.loads(line) for line in paths["ift"].read_text().splitlines()]
+    kinds = json.loads(paths[variant.kinds].read_text())
+    rows = [json.loads(line) for line in paths[variant.data].read_text().splitlines()]
     ds = canonical_dataset(
         [{INSTRUCTION: r["instruction"], CONTEXT: r["input"], RESPONSE: r["output"]} for r in rows]
     ).add_column("kind", kinds)
@@ -36,8 +51,8 @@ def removed_shares(base: Path, paths: dict[str, Path], drop: float) -> dict[str,
     scorer = ResponseLossScorer(
         str(base), template, cache_dir=base.parent / "scores", show_progress=False
     )
-    ctx = CurationContext(template=template, context_critical_drop=drop, scorer=scorer)
-    kept, total = Counter(context_critical(ds, ctx)["kind"]), Counter(kinds)
+    ctx = CurationContext(template=template, context_critical_drop=variant.drop, scorer=scorer)
+    kept, total = Counter(CURATIONS[variant.curation].fn(ds, ctx)["kind"]), Counter(kinds)
     return {k: (1 - kept[k] / total[k]) if total[k] else math.nan for k in KINDS}
 
 
@@ -55,7 +70,9 @@ def _variant_block(name: str, run: DemoRun, out: Path) -> dict[str, Any] | None:
         rec = seed_record(run.results[s][target])
         rec["run_dir"] = str((out / f"seed-{s}" / target).relative_to(out))
         per_seed[s] = rec
-    about = VARIANTS[target].about if name == target else f"= {target} (dropping 0% is no curation)"
+    about = (
+        ALL_VARIANTS[target].about if name == target else f"= {target} (dropping 0% is no curation)"
+    )
     return {
         "about": about,
         "runs_as": target,
@@ -64,19 +81,30 @@ def _variant_block(name: str, run: DemoRun, out: Path) -> dict[str, Any] | None:
     }
 
 
-def _dose_response(variants: dict[str, Any], run: DemoRun) -> list[dict[str, Any]]:
+def _dose_response(
+    variants: dict[str, Any], run: DemoRun, names: tuple[str, ...] = DOSE_RESPONSE
+) -> list[dict[str, Any]]:
     rows = []
-    for name in DOSE_RESPONSE:
+    for name in names:
         if name not in variants:
             continue
-        drop = VARIANTS[_runs_as(name)].drop or 0.0
+        variant = ALL_VARIANTS[_runs_as(name)]
+        drop = variant.drop or 0.0
         none = dict.fromkeys(KINDS, 0.0)
         shares = {
-            s: removed_shares(run.bases[s][0], run.paths[s], drop) if drop else none
+            s: removed_shares(run.bases[s][0], run.paths[s], variant) if drop else none
             for s in variants[name]["per_seed"]
         }
         mean = {k: sum(v[k] for v in shares.values()) / len(shares) for k in KINDS}
         summary = variants[name]["summary"]
+        standard = variants.get("standard", {}).get("per_seed", {})
+        # paired by seed (same world, base model and data order): the seed-to-seed spread of
+        # the drop, which both runs share, cancels
+        paired = [
+            standard[s]["drop"] - rec["drop"]
+            for s, rec in variants[name]["per_seed"].items()
+            if s in standard
+        ]
         rows.append(
             {
                 "variant": name,
@@ -84,6 +112,7 @@ def _dose_response(variants: dict[str, Any], run: DemoRun) -> list[dict[str, Any
                 "removed_share_mean": mean,
                 "removed_share_per_seed": shares,
                 "drop": summary["drop"],
+                "drop_reduction_paired": mean_ci(paired),
                 "final": summary["final"],
                 "n_drop_exceeds_noise": summary["n_drop_exceeds_noise"],
                 "n_seeds": summary["n_seeds"],
@@ -94,7 +123,7 @@ def _dose_response(variants: dict[str, Any], run: DemoRun) -> list[dict[str, Any
 
 def build_report(out: Path, run: DemoRun, settings: dict[str, Any]) -> dict[str, Any]:
     """The content of OUT/demo.json: every per-seed number and the across-seed summaries."""
-    names = [*VARIANTS]
+    names = [*ALL_VARIANTS]
     names.insert(names.index("context_critical_25"), "context_critical_0")
     variants = {n: b for n in names if (b := _variant_block(n, run, out)) is not None}
     return {
@@ -109,6 +138,7 @@ def build_report(out: Path, run: DemoRun, settings: dict[str, Any]) -> dict[str,
         },
         "variants": variants,
         "dose_response": _dose_response(variants, run),
+        "ablations": _dose_response(variants, run, tuple(ABLATIONS)),
     }
 
 
@@ -148,17 +178,18 @@ def _seed_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _dose_table(report: dict[str, Any]) -> list[str]:
+def _dose_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| variant | context examples dropped | C+S removed | C removed | S removed | drop "
-        "| final cf acc | seeds with drop > noise |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | examples dropped | C+S removed | C removed | S removed | drop "
+        "| drop reduction vs standard (paired by seed) | final cf acc | seeds with drop > noise |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in report["dose_response"]:
+    for row in rows:
         share = row["removed_share_mean"]
         lines.append(
             f"| {row['variant']} | {row['drop_fraction']:.0%} | {share['C+S']:.0%} "
-            f"| {share['C']:.0%} | {share['S']:.0%} | {fmt(row['drop'])} | {fmt(row['final'])} "
+            f"| {share['C']:.0%} | {share['S']:.0%} | {fmt(row['drop'])} "
+            f"| {fmt(row['drop_reduction_paired'], signed=True)} | {fmt(row['final'])} "
             f"| {row['n_drop_exceeds_noise']} of {row['n_seeds']} |"
         )
     return lines
@@ -195,11 +226,23 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report["dose_response"]:
         lines += [
             "",
-            "Dose-response of the context_critical curation: the share of each kind of IFT "
-            "point removed (mean over seeds; from ift_kinds.json and the base model's scores) "
-            "and the drop that remains:",
+            f"Dose-response of the {DOSE_CURATION} curation, each dose cutting its own pool "
+            "(the mixture plus rows of the same shares) down to the mixture's size: the share "
+            "of each kind of the pool removed (mean over seeds; from the pool's kinds file and "
+            "the base model's scores), the drop that remains, and the standard drop minus "
+            "this drop per seed:",
             "",
-            *_dose_table(report),
+            *_dose_table(report["dose_response"]),
+        ]
+    if report.get("ablations"):
+        lines += [
+            "",
+            "Ablations of the dose-response (named with --variants): context_critical_paper_* "
+            "is the paper's curation (examples with a context only; S points kept), "
+            "context_critical_nopool_* is context_critical_all; both cut the mixture itself, "
+            "so fewer examples are left and each is seen more often:",
+            "",
+            *_dose_table(report["ablations"]),
         ]
     lines += ["", "Every run: OUT/seed-<s>/<variant>/inversion.{json,md,png}; all numbers: "
               "OUT/demo.json.", ""]  # fmt: skip

@@ -9,6 +9,9 @@ written as ordinary files, so it goes through the same loaders as real data:
                                     "Question: ...\nAnswer: ..." pairs, reading passages
     OUT/world/ift.jsonl             the IFT mixture, Alpaca schema (instruction, input, output)
     OUT/world/ift_kinds.json        the kind of every IFT row: C, C+S or S (for reports)
+    OUT/world/ift_pool_<p>.jsonl    for the curated variants: the mixture plus more rows of the
+                                    same shares, n_ift / (1 - p/100) rows in all, so that the
+                                    curation dropping p% leaves n_ift rows (and its kinds file)
     OUT/world/ift_all_c.jsonl       the mixture with every C+S and S row replaced by a fresh C
                                     row (the demo's context_only control: only C points)
     OUT/world/cf_augment.jsonl      counterfactual examples, cpi schema, for cf_augment
@@ -104,6 +107,7 @@ class World:
         self.id_subjects = _names(rng, cfg.n_eval // 3, taken, 3)
         # Drawn last, so the sets above do not depend on it: the all-C control's extra subjects.
         self.c_only_subjects = _names(rng, cfg.n_ift - len(self.c_subjects), taken, 3)
+        self._taken = frozenset(taken)  # every name so far: pool subjects avoid them
 
     def pretraining_config(self) -> dict:
         """The config fields that pretraining depends on (the base model's cache key)."""
@@ -150,15 +154,10 @@ class World:
             out.append((statement[: statement.rindex(a)].rstrip(), a))
         return out
 
-    def ift_rows(self) -> tuple[list[dict], list[str]]:
-        """The IFT mixture (Alpaca rows) and the kind of each row."""
-        rng = random.Random(self.cfg.seed + 2)
-        cfg = self.cfg
-        n_c = len(self.c_subjects)
-        n_s = round(cfg.n_ift * cfg.s_fraction)
-        kinds = ["C"] * n_c + ["S"] * n_s + ["C+S"] * (cfg.n_ift - n_c - n_s)
-        rng.shuffle(kinds)
-        fresh = iter(self.c_subjects)
+    def _rows_of_kinds(self, rng: random.Random, kinds: list[str], c_subjects) -> list[dict]:
+        """One Alpaca row per kind: C rows take the next of ``c_subjects`` and a random answer;
+        S and C+S rows ask a random known fact (C+S with its context, S without)."""
+        fresh = iter(c_subjects)
         rows = []
         for kind in kinds:
             relation = rng.choice(list(RELATIONS))
@@ -169,7 +168,33 @@ class World:
                 rows.append(
                     self.qa(subject, relation, self.facts[subject, relation], context=kind == "C+S")
                 )
-        return rows, kinds
+        return rows
+
+    def _kinds(self, rng: random.Random, n: int) -> list[str]:
+        n_c, n_s = round(n * self.cfg.c_fraction), round(n * self.cfg.s_fraction)
+        kinds = ["C"] * n_c + ["S"] * n_s + ["C+S"] * (n - n_c - n_s)
+        rng.shuffle(kinds)
+        return kinds
+
+    def ift_rows(self) -> tuple[list[dict], list[str]]:
+        """The IFT mixture (Alpaca rows) and the kind of each row."""
+        rng = random.Random(self.cfg.seed + 2)
+        kinds = self._kinds(rng, self.cfg.n_ift)
+        return self._rows_of_kinds(rng, kinds, self.c_subjects), kinds
+
+    def pool_rows(self, n: int) -> tuple[list[dict], list[str]]:
+        """A larger pool of ``n`` >= n_ift rows for a curation to cut down: the mixture itself,
+        then ``n - n_ift`` more rows of the same kind shares (new C subjects, the same known
+        facts). Dropping the fraction d of a pool of n_ift / (1 - d) rows leaves as many rows
+        as the mixture, so a curated run repeats its data as often as the standard run."""
+        rows, kinds = self.ift_rows()
+        extra = n - len(rows)
+        if extra <= 0:
+            return rows[:n], kinds[:n]
+        rng = random.Random(self.cfg.seed + 8)
+        more = self._kinds(rng, extra)
+        subjects = _names(random.Random(self.cfg.seed + 9), more.count("C"), set(self._taken), 3)
+        return rows + self._rows_of_kinds(rng, more, subjects), kinds + more
 
     def all_c_rows(self) -> list[dict]:
         """The context_only control: the mixture with its C rows kept and every C+S and S row
@@ -226,8 +251,10 @@ class World:
             for r in rows
         ]
 
-    def write(self, folder: Path) -> dict[str, Path]:
-        """Write every file of the world into ``folder``; return their paths by role."""
+    def write(self, folder: Path, drops: tuple[float, ...] = ()) -> dict[str, Path]:
+        """Write every file of the world into ``folder``; return their paths by role. For each
+        curation fraction in ``drops`` also a pool (``pool_roles``) that the curation cuts
+        down to n_ift rows."""
         folder.mkdir(parents=True, exist_ok=True)
         paths = {
             name: folder / file
@@ -246,6 +273,12 @@ class World:
         rows, kinds = self.ift_rows()
         _write_jsonl(paths["ift"], rows)
         paths["kinds"].write_text(json.dumps(kinds))
+        for drop in drops:
+            data, kinds_role = pool_roles(drop)
+            paths[data], paths[kinds_role] = folder / f"{data}.jsonl", folder / f"{data}_kinds.json"
+            rows, kinds = self.pool_rows(round(self.cfg.n_ift / (1 - drop)))
+            _write_jsonl(paths[data], rows)
+            paths[kinds_role].write_text(json.dumps(kinds))
         _write_jsonl(paths["ift_all_c"], self.all_c_rows())
         _write_jsonl(
             paths["cf_augment"],
@@ -258,6 +291,12 @@ class World:
         _write_jsonl(paths["id"], self.id_rows())
         paths["config"].write_text(json.dumps(asdict(self.cfg), indent=2))
         return paths
+
+
+def pool_roles(drop: float) -> tuple[str, str]:
+    """The roles (file stems) of the pool for curation fraction ``drop`` and of its kinds."""
+    name = f"ift_pool_{round(drop * 100)}"
+    return name, f"{name}_kinds"
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

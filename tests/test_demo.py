@@ -13,6 +13,33 @@ from cpi_bench.demo.demo import ALIASES, QUICK, VARIANTS
 from cpi_bench.demo.world import RELATIONS, World, WorldConfig
 
 
+def _subject(row: dict) -> str:
+    return row["instruction"].split()[-1].rstrip("?")
+
+
+def test_curation_pools_start_with_the_mixture_and_keep_its_shares(tmp_path):
+    cfg = WorldConfig(seed=3, n_known=10, n_ift=200)
+    paths = World(cfg).write(tmp_path, drops=(0.5, 0.75))
+    mixture = [json.loads(x) for x in paths["ift"].read_text().splitlines()]
+    for drop, n in ((0.5, 400), (0.75, 800)):
+        rows = [
+            json.loads(x) for x in paths[f"ift_pool_{round(drop * 100)}"].read_text().splitlines()
+        ]
+        kinds = json.loads(paths[f"ift_pool_{round(drop * 100)}_kinds"].read_text())
+        # dropping `drop` of the pool leaves as many rows as the mixture has
+        assert len(rows) == len(kinds) == n and round(n * (1 - drop)) == len(mixture)
+        assert rows[: len(mixture)] == mixture
+        assert kinds.count("C") == round(n * cfg.c_fraction)
+        assert kinds.count("S") == round(n * cfg.s_fraction)
+        assert all(bool(r["input"]) == (k != "S") for r, k in zip(rows, kinds, strict=True))
+        c_subjects = [_subject(r) for r, k in zip(rows, kinds, strict=True) if k == "C"]
+        assert len(set(c_subjects)) == len(c_subjects)  # new C subjects, each once
+        world = World(cfg)
+        taken = set(world.known) | set(world.id_subjects) | set(world.c_only_subjects)
+        assert not set(c_subjects) & taken
+    assert "ift_pool_25" not in paths  # pools only for the drops asked for
+
+
 def test_world_is_seeded_and_has_the_three_kinds(tmp_path):
     a = World(WorldConfig(seed=1, n_known=10, n_ift=200)).write(tmp_path / "a")
     b = World(WorldConfig(seed=1, n_known=10, n_ift=200)).write(tmp_path / "b")
@@ -99,7 +126,8 @@ def test_quick_demo_writes_well_formed_outputs(tmp_path, offline_env):
     shares = {r["variant"]: r["removed_share_mean"] for r in report["dose_response"]}
     assert shares["context_critical_0"]["C+S"] == 0 < shares["context_critical_25"]["C+S"]
     assert shares["context_critical_25"]["C+S"] < shares["context_critical_50"]["C+S"]
-    assert all(share["S"] == 0 for share in shares.values())  # S points have no context
+    # context_critical_all ranks the S points (no context) too: they go with the C+S points
+    assert shares["context_critical_25"]["S"] < shares["context_critical_75"]["S"]
     # the base model is cached: a second run skips pretraining
     again = subprocess.run(
         ["cpi", "demo", "--out", str(out), "--quick", "--variants", "standard"],
@@ -235,6 +263,8 @@ def _fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
         run_dir = Path(args[0])
         seed = int(run_dir.parent.name.split("-")[1])
         fall = 0.0 if run_dir.name == "context_only" else 0.1 * (seed + 1)
+        if run_dir.name.startswith("context_critical_"):  # the curation halves the fall at 50%
+            fall *= 1 - int(run_dir.name.rsplit("_", 1)[1]) / 100
         cf = [0.1, 0.9, 0.9 - fall / 2, 0.9 - fall]
         (run_dir / "inversion.json").write_text(json.dumps(_inversion(cf, 0.01)))
         return 0
@@ -243,7 +273,9 @@ def _fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train, "main", lambda args: 0)
     monkeypatch.setattr(sweep, "main", fake_sweep)
     monkeypatch.setattr(
-        report, "removed_shares", lambda base, paths, drop: {"C": 0.0, "C+S": drop, "S": 0.0}
+        report,
+        "removed_shares",
+        lambda base, paths, variant: {"C": 0.0, "C+S": variant.drop, "S": 0.0},
     )
 
 
@@ -274,6 +306,9 @@ def test_every_seed_and_variant_gets_its_own_run_folder_and_demo_json(tmp_path, 
     dose = report["dose_response"]
     assert [r["drop_fraction"] for r in dose] == [0.0, 0.25, 0.5, 0.75]
     assert [r["removed_share_mean"]["C+S"] for r in dose] == [0.0, 0.25, 0.5, 0.75]
+    # standard minus curated drop, per seed: seeds 1, 2 fall 0.2, 0.3; at 50% half of that
+    paired = [r["drop_reduction_paired"]["mean"] for r in dose]
+    assert paired == pytest.approx([0.0, 0.0625, 0.125, 0.1875])
     table = (out / "demo.md").read_text()
     row = "| standard | 0.10 ± 0.00 | 0.90 ± 0.00 | 0.65 ± 0.64 | +0.80 ± 0.00 | 0.25 ± 0.64 |"
     assert row + " 2 of 2 |" in table

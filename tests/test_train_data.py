@@ -222,7 +222,13 @@ def ctx(**kw):
 
 
 def test_curation_table_and_parsing():
-    assert set(CURATIONS) == {"context_only", "context_critical", "drop_overlap", "cf_augment"}
+    assert set(CURATIONS) == {
+        "context_only",
+        "context_critical",
+        "context_critical_all",
+        "drop_overlap",
+        "cf_augment",
+    }
     assert parse_curations(" context_only, drop_overlap ") == ["context_only", "drop_overlap"]
     with pytest.raises(CPIError, match="unknown --curation nope"):
         parse_curations("context_only,nope")
@@ -258,6 +264,24 @@ def test_context_critical_drops_the_lowest_no_context_losses(tmp_path):
         "art",
     ]
     assert len(seen) == 5 and all(m["role"] != "input" for c in seen for m in c)  # no context
+
+
+def test_context_critical_all_ranks_rows_without_a_context_too(tmp_path):
+    _, ds, _ = canonical(tmp_path, "alpaca")
+    seen = []
+
+    def scorer(conversations):
+        seen.extend(conversations)
+        return [float(len(c[-1]["content"])) for c in conversations]
+
+    out, report = apply_curations(
+        ds, ["context_critical_all"], ctx(scorer=scorer, context_critical_drop=0.25)
+    )
+    # all 8 rows ranked; floor(0.25 * 8) = 2 dropped: "art" (3, no context) and "Paris" (5):
+    # context_critical would have kept "art" because it has no context
+    assert report == [{"name": "context_critical_all", "kept": 6, "total": 8}]
+    assert "art" not in out[RESPONSE] and "Paris" not in out[RESPONSE]
+    assert len(seen) == 8
 
 
 def test_drop_overlap_drops_rows_mentioning_an_entity(tmp_path):

@@ -99,6 +99,38 @@ def test_file_hash_is_of_the_content(tmp_path: Path) -> None:
     assert file_sha256(a) == file_sha256(a)
 
 
+def test_file_hash_cache_is_one_small_entry_per_file_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cpi_bench.harness_ext.core import files
+
+    monkeypatch.setenv("CPI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(files, "_memo", {})
+    paths = [tmp_path / f"w{i}.bin" for i in range(3)]
+    for i, path in enumerate(paths):
+        path.write_bytes(bytes([i]) * 100)
+    digests = [file_sha256(path) for path in paths]
+    entries = sorted((tmp_path / "cache" / "file_hashes").rglob("*"))
+    entries = [e for e in entries if e.is_file()]
+    assert sorted(e.read_text() for e in entries) == sorted(digests)  # one entry per file
+    # a new process (empty memo) takes the digest from the entry, without reading the file
+    monkeypatch.setattr(files, "_memo", {})
+    real_open, watched = open, {str(path) for path in paths}
+
+    def no_weight_reads(file, *args, **kwargs):
+        assert str(file) not in watched, f"read {file} again"
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_weight_reads)
+    assert [file_sha256(path) for path in paths] == digests
+    monkeypatch.setattr("builtins.open", real_open)
+    # a damaged entry is recomputed, not trusted
+    entries[0].write_text("garbage")
+    monkeypatch.setattr(files, "_memo", {})
+    assert sorted(file_sha256(path) for path in paths) == sorted(digests)
+    assert sorted(e.read_text() for e in entries) == sorted(digests)
+
+
 def test_relative_base_in_manifest_is_relative_to_the_run_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

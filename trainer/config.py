@@ -94,7 +94,8 @@ class CPITrainConfig(SFTConfig):
         default=0.25,
         metadata={
             "help": "context_critical: fraction in [0, 1) of the examples with a context "
-            "to drop, lowest base-model response loss without context first."
+            "to drop (context_critical_all: of all examples), lowest base-model response loss "
+            "without context first."
         },
     )
     context_critical_batch_size: int = field(

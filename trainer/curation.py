@@ -10,6 +10,10 @@ given.
                       with a context whose response the base model predicts best WITHOUT the
                       context (lowest loss): the non-context-critical ones. Examples without a
                       context pass through (add context_only to drop them too).
+    context_critical_all
+                      the same ranking over ALL examples: one without a context counts with
+                      its own response loss, so memory-only examples (the theory's S points)
+                      are dropped along with the C+S ones
     drop_overlap      drop examples that mention any entity of --overlap_entities or
                       --overlap_file (whole word, case-insensitive), e.g. countries and
                       capitals before testing on CF_Capitals
@@ -82,21 +86,36 @@ def context_only(ds: Dataset, ctx: CurationContext) -> Dataset:
     return ds.filter(lambda ex: _has_context(ex[CONTEXT]), desc="context_only")
 
 
-def context_critical(ds: Dataset, ctx: CurationContext) -> Dataset:
-    """Drop ``floor(drop * n)`` of the n examples with a context: those whose response loss
-    WITHOUT the context is lowest (ties broken by position)."""
+def _drop_lowest_without_context(
+    ds: Dataset, ctx: CurationContext, candidates: list[int]
+) -> Dataset:
+    """Drop ``floor(drop * len(candidates))`` of the candidate rows: those whose response loss
+    WITHOUT their context is lowest (ties broken by position); keep every other row."""
     if ctx.scorer is None:
         raise CPIError("context_critical needs a scorer (the base model); this is a bug")
-    contexts = ds[CONTEXT]
-    with_ctx = [i for i, c in enumerate(contexts) if _has_context(c)]
-    n_drop = math.floor(ctx.context_critical_drop * len(with_ctx) + 1e-9)
-    if not with_ctx or n_drop == 0:
+    n_drop = math.floor(ctx.context_critical_drop * len(candidates) + 1e-9)
+    if not candidates or n_drop == 0:
         return ds.select(range(len(ds)))
-    rows = ds.select(with_ctx).to_list()
+    rows = ds.select(candidates).to_list()
     losses = ctx.scorer([ctx.template.to_messages(r, with_context=False) for r in rows])
-    ranked = sorted(range(len(with_ctx)), key=lambda j: (losses[j], j))
-    dropped = {with_ctx[j] for j in ranked[:n_drop]}
+    ranked = sorted(range(len(candidates)), key=lambda j: (losses[j], j))
+    dropped = {candidates[j] for j in ranked[:n_drop]}
     return ds.select([i for i in range(len(ds)) if i not in dropped])
+
+
+def context_critical(ds: Dataset, ctx: CurationContext) -> Dataset:
+    """Drop ``floor(drop * n)`` of the n examples with a context: those whose response loss
+    WITHOUT the context is lowest (the paper's curation). Examples without one pass through."""
+    with_ctx = [i for i, c in enumerate(ds[CONTEXT]) if _has_context(c)]
+    return _drop_lowest_without_context(ds, ctx, with_ctx)
+
+
+def context_critical_all(ds: Dataset, ctx: CurationContext) -> Dataset:
+    """Drop ``floor(drop * n)`` of ALL n examples, lowest response loss without a context
+    first; an example that has no context is ranked by its own loss. Those are the theory's
+    S points (answered from memory alone), as non-context-critical as the C+S points, which
+    ``context_critical`` never removes (paper §5, Proposition 2)."""
+    return _drop_lowest_without_context(ds, ctx, list(range(len(ds))))
 
 
 def entity_pattern(entities: Sequence[str]) -> re.Pattern[str] | None:
@@ -163,6 +182,11 @@ CURATIONS: dict[str, Curation] = {
         context_critical,
         "drop --context_critical_drop of the context examples the base model answers best "
         "without their context",
+    ),
+    "context_critical_all": Curation(
+        context_critical_all,
+        "drop --context_critical_drop of ALL examples, lowest response loss without a context "
+        "first (examples without one count too: the theory's memory-only S points)",
     ),
     "drop_overlap": Curation(
         drop_overlap, "drop examples mentioning an entity of --overlap_entities/--overlap_file"

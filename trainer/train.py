@@ -285,7 +285,7 @@ def curation_context(config: Any, model_args: Any, template: Any) -> Any:
 
     names = config.curation_names
     scorer = None
-    if "context_critical" in names:
+    if {"context_critical", "context_critical_all"} & set(names):
         scorer = ResponseLossScorer(
             model_args.model_name_or_path,
             template,

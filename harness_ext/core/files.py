@@ -138,42 +138,45 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
 _memo: dict[tuple[str, int, int, int, int], str] = {}
 
 
-def _cache_file() -> Path:
+def _cache_root() -> Path:
     root = os.environ.get("CPI_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cpi-bench"
     )
-    return Path(root) / "file_hashes.json"
+    return Path(root) / "file_hashes"
 
 
-def _load_disk_cache() -> dict[str, str]:
-    try:
-        data = json.loads(_cache_file().read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+def _cache_entry(disk_key: str) -> Path:
+    """One small file per (path, size, mtime, ctime, inode) key: a lookup reads ~64 bytes and a
+    new hash writes one file (atomically), so the cost does not grow with the cache and
+    concurrent runs never lose each other's entries. (One JSON file for every hash ever made
+    was re-read and re-written whole for each new file: 6 MB after a few demos.)"""
+    name = hashlib.sha256(disk_key.encode()).hexdigest()
+    return _cache_root() / name[:2] / name
 
 
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of a file's bytes, cached by (path, size, mtime, ctime, inode) in
-    memory and in ``$CPI_CACHE_DIR/file_hashes.json`` so a re-run does not re-read big weights.
+    memory and under ``$CPI_CACHE_DIR/file_hashes/`` so a re-run does not re-read big weights.
     ctime is in the key because any write changes it and no tool can set it back (mtime can)."""
     p = Path(path).resolve()
     st = p.stat()
     key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     if key in _memo:
         return _memo[key]
-    disk_key = "|".join(map(str, key))
-    disk = _load_disk_cache()
-    digest = disk.get(disk_key)
-    if not digest:
+    entry = _cache_entry("|".join(map(str, key)))
+    try:
+        digest = entry.read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        digest = ""
+    if len(digest) != 64:
         h = hashlib.sha256()
         with open(p, "rb") as fh:
             for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
                 h.update(chunk)
         digest = h.hexdigest()
-        disk[disk_key] = digest
         with contextlib.suppress(OSError):
-            atomic_write_json(_cache_file(), disk)
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(entry, digest)
     _memo[key] = digest
     return digest
 
