@@ -3,7 +3,8 @@
 * ``cpi sweep RUN --workers 2`` gives every metric of a one-process sweep, and each step is
   evaluated by exactly one process (the logs say which).
 * A sweep killed with ``kill -9`` while it holds a step's claim: the other sweep, which had
-  skipped that step, takes it over and ends with the one-process rows.
+  skipped that step, takes it over (or reuses it, when the kill landed after the step's file
+  was written) and ends with the one-process rows.
 * The claim itself: held steps are reported with the holder's pid, a dead holder's claim is
   free; ``--workers`` children get their own thread share; a table never loses rows.
 """
@@ -88,6 +89,9 @@ def _evaluations(log: str) -> Counter:
     return Counter(int(m.group(1)) for m in EVALUATED.finditer(log))
 
 
+REUSED = re.compile(r"step-(\d+): already evaluated by another process, reusing")
+
+
 @pytest.mark.slow
 def test_two_workers_give_the_one_process_rows_each_step_once(swept: dict) -> None:
     run = Path(shutil.copytree(swept["pristine"], swept["root"] / "two"))
@@ -156,10 +160,15 @@ def test_kill9_of_a_claim_holder_is_taken_over(swept: dict) -> None:
                 proc.wait()
     time.sleep(0.2)  # the reader threads drain the pipes
     dead_log, live_log = "".join(logs[killed]), "".join(logs[1 - killed])
-    assert _evaluations(dead_log + live_log) == Counter({s: 1 for s in (0, *STEPS)}), (
-        dead_log + live_log
-    )
-    if step not in _evaluations(dead_log):  # killed mid-step (almost always): taken over
+    done = _evaluations(dead_log + live_log)
+    # A step of this tiny model takes ~0.3 s: the kill can land after the holder wrote the
+    # step's results and before it logged "evaluated"; the survivor then reuses that complete
+    # file ("already evaluated by another process"). Only the killed step can be such a one.
+    unlogged = {int(s) for s in REUSED.findall(live_log)} - set(done)
+    assert unlogged <= {step}, dead_log + live_log
+    done.update(unlogged)
+    assert done == Counter({s: 1 for s in (0, *STEPS)}), dead_log + live_log
+    if step not in _evaluations(dead_log) and step not in unlogged:  # killed mid-step: taken over
         assert f"step-{step}: evaluated by pid {survivor.pid}" in live_log, live_log
     assert _table(run) == swept["ref"]
 
