@@ -28,19 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from cpi_bench.harness_ext.testing.env import offline_env
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TASKS = "cpi_capitals,cpi_quotes,cpi_capitals_choice,cpi_quotes_choice"
 
 
 def _env(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        CPI_DATA_DIR=str(args.data_dir),
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONHASHSEED="0",
-    )
+    env = offline_env(CPI_DATA_DIR=str(args.data_dir))
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
     return env

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cpi_bench.harness_ext.testing.env import offline_env
+
 DEFAULT_TASKS = "cpi_capitals,cpi_quotes,cpi_capitals_choice,cpi_quotes_choice"
 
 
@@ -37,16 +39,7 @@ def _cpus() -> int:
 
 def _env(data_dir: Path, cache: Path) -> dict[str, str]:
     """Offline and deterministic, as the tests run the sweep."""
-    env = dict(os.environ)
-    env.update(
-        CPI_DATA_DIR=str(data_dir),
-        CPI_CACHE_DIR=str(cache),
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONHASHSEED="0",
-    )
-    return env
+    return offline_env(CPI_DATA_DIR=str(data_dir), CPI_CACHE_DIR=str(cache))
 
 
 def _sweep(run: Path, args: argparse.Namespace, env: dict[str, str], *extra: str) -> float:

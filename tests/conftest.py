@@ -106,17 +106,6 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def offline_env():
     """Build the environment for CLI subprocesses: offline, deterministic, plus ``extra``."""
 
-    def make(**extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            {
-                "HF_HUB_OFFLINE": "1",
-                "HF_DATASETS_OFFLINE": "1",
-                "TOKENIZERS_PARALLELISM": "false",
-                "PYTHONHASHSEED": "0",
-            }
-        )
-        env.update(extra)
-        return env
+    from cpi_bench.harness_ext.testing.env import offline_env as make
 
     return make

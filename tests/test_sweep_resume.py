@@ -24,6 +24,7 @@ from cpi_bench.harness_ext.core.constants import (
     EVAL_DIR,
     INVERSION_JSON,
 )
+from cpi_bench.harness_ext.testing.env import offline_env
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,16 +40,7 @@ def _one_thread():
 
 
 def _env(data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        CPI_DATA_DIR=str(data_dir),
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONHASHSEED="0",
-        OMP_NUM_THREADS="1",
-    )
-    return env
+    return offline_env(CPI_DATA_DIR=str(data_dir), OMP_NUM_THREADS="1")
 
 
 def _sweep_cmd(run: Path) -> list[str]:

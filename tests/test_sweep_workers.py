@@ -27,23 +27,14 @@ import pytest
 
 from cpi_bench.harness_ext.core.constants import INVERSION_JSON
 from cpi_bench.harness_ext.evaluation import workers
+from cpi_bench.harness_ext.testing.env import offline_env
 
 STEPS = (2, 4, 6, 8)
 EVALUATED = re.compile(r"step-(\d+): evaluated by pid (\d+)")
 
 
 def _env(data_dir: Path, cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        CPI_DATA_DIR=str(data_dir),
-        CPI_CACHE_DIR=str(cache),
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONHASHSEED="0",
-        OMP_NUM_THREADS="1",
-    )
-    return env
+    return offline_env(CPI_DATA_DIR=str(data_dir), CPI_CACHE_DIR=str(cache), OMP_NUM_THREADS="1")
 
 
 def _sweep_cmd(run: Path, *extra: str) -> list[str]:
