@@ -230,6 +230,11 @@ def test_curation_table_and_parsing():
         "cf_augment",
     }
     assert parse_curations(" context_only, drop_overlap ") == ["context_only", "drop_overlap"]
+    # the trainer loads the base model (the scorer) for exactly the loss-ranking curations
+    assert {n for n, c in CURATIONS.items() if c.needs_scorer} == {
+        "context_critical",
+        "context_critical_all",
+    }
     with pytest.raises(CPIError, match="unknown --curation nope"):
         parse_curations("context_only,nope")
 

@@ -174,6 +174,7 @@ class Curation:
 
     fn: Callable[[Dataset, CurationContext], Dataset]
     help: str
+    needs_scorer: bool = False  # the trainer loads the base model's scorer only for these
 
 
 CURATIONS: dict[str, Curation] = {
@@ -182,11 +183,13 @@ CURATIONS: dict[str, Curation] = {
         context_critical,
         "drop --context_critical_drop of the context examples the base model answers best "
         "without their context",
+        needs_scorer=True,
     ),
     "context_critical_all": Curation(
         context_critical_all,
         "drop --context_critical_drop of ALL examples, lowest response loss without a context "
         "first (examples without one count too: the theory's memory-only S points)",
+        needs_scorer=True,
     ),
     "drop_overlap": Curation(
         drop_overlap, "drop examples mentioning an entity of --overlap_entities/--overlap_file"

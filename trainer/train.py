@@ -280,12 +280,12 @@ def prepare_data(script_args: Any, config: Any, model_args: Any) -> PreparedData
 def curation_context(config: Any, model_args: Any, template: Any) -> Any:
     """What the chosen curations need, loaded up front (only for the curations asked for:
     the scorer loads the base model, the sources are files that may not exist otherwise)."""
-    from .curation import CurationContext, load_counterfactuals, load_entities
+    from .curation import CURATIONS, CurationContext, load_counterfactuals, load_entities
     from .scoring import ResponseLossScorer
 
     names = config.curation_names
     scorer = None
-    if {"context_critical", "context_critical_all"} & set(names):
+    if any(CURATIONS[name].needs_scorer for name in names):
         scorer = ResponseLossScorer(
             model_args.model_name_or_path,
             template,
