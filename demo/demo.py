@@ -1,8 +1,8 @@
 """``cpi demo``: the whole product on a CPU, no downloads, over several seeds.
 
-    cpi demo --out demo                   # every variant for seeds 0-4 (11.5 min, 2 cores)
-    cpi demo --out demo --seeds 0,1,2     # fewer seeds
-    cpi demo --out demo --quick           # seed 0, the first 150 steps only (CI)
+    cpi demo --out demo-run               # every variant for seeds 0-4 (11.5 min, 2 cores)
+    cpi demo --out demo-run --seeds 0,1,2 # fewer seeds
+    cpi demo --out demo-run --quick       # seed 0, the first 150 steps only (CI)
 
 Per seed:
 1. A seeded synthetic fact world is written into ``OUT/seed-<s>/world`` (``world.py``).
