@@ -32,8 +32,18 @@ _STEP_RE = re.compile(r"step[_-]?(\d+)", re.IGNORECASE)
 _NUMBER_RE = re.compile(r"\d+")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 # The files a causal LM needs (weights, configs, tokenizer, chat template, remote code):
-# optimizer states and other formats in a repo are not downloaded.
-_MODEL_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py"]
+# optimizer states, training arguments and other formats in a repo are not downloaded.
+_MODEL_FILES = [
+    "*.json",
+    "*.safetensors",
+    "pytorch_model*.bin",
+    "adapter_model.bin",
+    "*.model",
+    "*.txt",
+    "*.jinja",
+    "*.tiktoken",
+    "*.py",
+]
 
 
 @dataclass(frozen=True)
