@@ -105,20 +105,9 @@ def check_config_file(argv: list[str], parser: Any) -> None:
 
 def _read_yaml(path: Path) -> Any:
     """The parsed YAML file; syntax errors name the line and column."""
-    import yaml
+    from cpi_bench.harness_ext.core.files import read_yaml
 
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise CPIError(f"--config {path} is not UTF-8 text; re-save it as UTF-8") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
-        raise CPIError(
-            f"--config {path}{where} is not valid YAML ({problem}); fix it: one "
-            "'option: value' per line"
-        ) from None
+    return read_yaml(path, "--config", "fix it: one 'option: value' per line")
 
 
 def check_args(script_args: Any, config: Any, model_args: Any) -> None:
@@ -461,7 +450,7 @@ def run_identity_from_args(script_args: Any, config: Any, model_args: Any) -> di
     }
 
 
-_RUN_OUTPUTS = ("eval", "inversion.json", "inversion.md", "inversion.csv", "inversion.png")
+_RUN_OUTPUTS = run_folder.SWEEP_OUTPUTS  # a follower's (cpi sweep --follow) files
 
 
 def claim_output_dir(config: Any, identity: dict[str, Any], resuming: bool) -> None:
@@ -474,10 +463,12 @@ def claim_output_dir(config: Any, identity: dict[str, Any], resuming: bool) -> N
     out = Path(config.output_dir)
     check_writable(out, "--output_dir")
     entries = [e for e in out.iterdir() if not e.name.startswith(".cpi")]
-    if not entries:
-        return
+    if all(e.name in _RUN_OUTPUTS for e in entries):
+        return  # empty, or only what a `cpi sweep --follow` started first has written
     if not run_folder.manifest_path(out).is_file():
-        if resuming and all(run_folder.is_checkpoint_name(e.name) for e in entries):
+        if resuming and all(
+            run_folder.is_checkpoint_name(e.name) or e.name in _RUN_OUTPUTS for e in entries
+        ):
             return  # a run killed before its manifest was copied along: checkpoints only
         raise CPIError(
             f"--output_dir {out} holds files that cpi train did not write "

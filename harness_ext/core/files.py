@@ -133,6 +133,27 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise CPIError(f"{path}: cannot read ({err.strerror or err})") from None
 
 
+def read_yaml(path: str | os.PathLike, flag: str, fix: str) -> Any:
+    """Parse a YAML file a user gave with ``flag`` or raise :class:`CPIError` naming it (and
+    the line and column of a syntax error); ``fix`` says how to repair a malformed file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CPIError(f"{flag} {path}: no such file (check the path)") from None
+    except UnicodeDecodeError:
+        raise CPIError(f"{flag} {path} is not UTF-8 text; re-save it as UTF-8") from None
+    except OSError as err:
+        raise CPIError(f"{flag} {path}: cannot read ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
+        raise CPIError(f"{flag} {path}{where} is not valid YAML ({problem}); {fix}") from None
+
+
 # ----------------------------------------------------------------------------- fingerprints
 
 _memo: dict[tuple[str, int, int, int, int], str] = {}

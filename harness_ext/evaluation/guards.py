@@ -154,13 +154,15 @@ def check_sweep_inputs(
     targets: list[Target],
     base_from_cli: bool,
     use_cache: str | None,
+    out_dir: Path | None = None,
 ) -> None:
-    """All of the above, in the order a user would fix them."""
+    """All of the above, in the order a user would fix them (``out_dir``: where the results
+    go, ``--out``; default the run folder)."""
     source = "--base_model" if base_from_cli else f"{manifest_path(run_dir)} field 'base_model'"
     check_base_model(base, source, targets)
     if not base_from_cli:  # --base_model says "this base, on purpose"
         if any(t.kind in ("base", "adapter") for t in targets):
             check_base_fingerprint(run_dir, manifest, base)
         check_adapters_match_base(targets, base)
-    check_outputs_are_ours(run_dir, targets)
+    check_outputs_are_ours(out_dir or run_dir, targets)
     check_cache_dir(use_cache)

@@ -135,25 +135,26 @@ class ModelLoader:
         if len(tok) > base.get_input_embeddings().weight.shape[0]:
             base.resize_token_embeddings(len(tok))  # adapters trained with added tokens
         self._peft = PeftModel.from_pretrained(
-            base, target.path, adapter_name=target.label, is_trainable=False
+            base, target.path, adapter_name=adapter_name(target), is_trainable=False
         )
 
     def _load_adapter(self, target: Target, need_chat_template: bool):
         tok = self._tokenizer_for(target, need_chat_template)
+        name = adapter_name(target)
         if self._peft is None:
             self._attach_first_adapter(target, tok)
         else:
             try:
-                self._peft.load_adapter(target.path, adapter_name=target.label, is_trainable=False)
+                self._peft.load_adapter(target.path, adapter_name=name, is_trainable=False)
             except Exception:
-                if target.label in getattr(self._peft, "peft_config", {}):
-                    self._peft.delete_adapter(target.label)
+                if name in getattr(self._peft, "peft_config", {}):
+                    self._peft.delete_adapter(name)
                 raise
-            self._peft.set_adapter(target.label)
+            self._peft.set_adapter(name)
         check_adapter_matched(self._peft, target)
-        if self._active and self._active != target.label:
+        if self._active and self._active != name:
             self._peft.delete_adapter(self._active)
-        self._active = target.label
+        self._active = name
         self._peft.to(self.device)
         self._peft.eval()
         return self._peft, tok
@@ -180,14 +181,19 @@ class ModelLoader:
             gc.collect()
 
 
+def adapter_name(target: Target) -> str:
+    """The peft adapter name of a target: from its step, since labels (folder or revision
+    names) may hold dots, which peft's module keys cannot."""
+    return f"step_{target.step}"
+
+
 def check_adapter_matched(peft_model, target: Target) -> None:
     """Every tensor in the adapter file must have landed in a module of the base."""
     from peft.utils import load_peft_weights
 
     stored = load_peft_weights(target.path, device="cpu")
-    loaded = {
-        k for k in peft_model.state_dict() if f".{target.label}." in k or k.endswith(target.label)
-    }
+    name = adapter_name(target)
+    loaded = {k for k in peft_model.state_dict() if f".{name}." in k or k.endswith(name)}
     if stored and not loaded:
         raise CPIError(
             f"{target.path}: none of the adapter's {len(stored)} tensors match a module of the "
