@@ -20,6 +20,7 @@ INVERSION_JSON = "inversion.json"
 INVERSION_MD = "inversion.md"
 INVERSION_CSV = "inversion.csv"
 INVERSION_PNG = "inversion.png"
+INVERSION_HTML = "inversion.html"  # the same report as one self-contained page
 
 # ----------------------------------------------------------------------------- tasks, metrics
 DEFAULT_TASKS = ("cpi",)  # the group over the four core generation tasks
