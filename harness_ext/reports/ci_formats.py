@@ -107,7 +107,7 @@ def step_summary(report: dict[str, Any], title: str) -> str:
         "|---|---|---:|---:|---|---|",
     ]
     for c in report["checks"]:
-        status = "pass" if c["passed"] else ("**regression**" if c["gated"] else "(not gated)")
+        status = ("pass" if c["passed"] else "**regression**") if c["gated"] else "(not gated)"
         lines.append(
             f"| {_md(c['task'])} | {_md(c['metric'])} | {_pct(c.get('baseline'))} | "
             f"{_pct(c.get('candidate'))} | {status} | {_md(c['message'])} |"
