@@ -68,7 +68,7 @@ EPS = 1e-9
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"  # GitHub Actions: Markdown appended here is shown
 
 
-def _resolve(path: Path, role: str) -> Path:
+def resolve_results_path(path: Path, role: str) -> Path:
     """The results file behind ``--baseline`` / ``--candidate``: the file itself, or the
     newest ``results*.json`` of an lm-eval output folder holding one model."""
     if path.is_dir():
@@ -492,8 +492,12 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     yaml_baseline = is_yaml_baseline(Path(args.baseline))
     _check_flags(args, yaml_baseline)
-    base_path = Path(args.baseline) if yaml_baseline else _resolve(Path(args.baseline), "baseline")
-    cand_path = _resolve(Path(args.candidate), "candidate")
+    base_path = (
+        Path(args.baseline)
+        if yaml_baseline
+        else resolve_results_path(Path(args.baseline), "baseline")
+    )
+    cand_path = resolve_results_path(Path(args.candidate), "candidate")
     for flag, target in (("--json", args.json_out), ("--junit", args.junit_out)):
         if target:
             check_output_file(target, flag, inputs=(base_path, cand_path))

@@ -419,7 +419,7 @@ def _checked_row_tasks(row: dict[str, Any], path: Path) -> dict[str, dict[str, A
     return tasks
 
 
-def _pick_row(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
+def pick_row(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
     """The row that stands for a run: ``final``, ``peak`` (highest cf_acc, earliest step) or
     the row of step ``which``. Row means used to pick the peak are checked first."""
     rows = [r for r in data["rows"] if r.get(CF_ACC) is not None] or data["rows"]
@@ -442,7 +442,7 @@ def _pick_row(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
 
 def _entry_from_inversion(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
     """A leaderboard entry for a swept run: its row ``which``, named ``run@step``."""
-    row = _pick_row(data, path, which)
+    row = pick_row(data, path, which)
     name = (data.get("run") or {}).get("name") or path.parent.name
     tasks = _checked_row_tasks(row, path)
     step_file = path.parent / EVAL_DIR / eval_file_name(row["step"])
