@@ -509,12 +509,17 @@ def collect_entries(paths: list[str], run_step: str = "final") -> list[dict[str,
     results file of each model inside). Every value is checked (:func:`checked_value`).
     """
     entries = [e for raw in paths for e in _entries_from_path(raw, run_step)]
-    counts: dict[str, int] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
-        counts[e["model"]] = counts.get(e["model"], 0) + 1
-    for e in entries:  # same name twice: tell them apart by where they came from
-        if counts[e["model"]] > 1:
-            e["model"] = f"{e['model']} ({Path(e['source']).parent.name}/{Path(e['source']).name})"
+        groups.setdefault(e["model"], []).append(e)
+    for same in groups.values():  # same name twice: tell them apart by where they came from
+        if len(same) < 2:
+            continue
+        folders = [Path(e["source"]).parent.name for e in same]
+        unique = len(set(folders)) == len(folders)
+        for e, folder in zip(same, folders, strict=True):
+            where = folder if unique else f"{folder}/{Path(e['source']).name}"
+            e["model"] = f"{e['model']} ({where})"
     return entries
 
 
