@@ -176,3 +176,19 @@ def test_run_report_in_headless_chromium(board_inputs: list) -> None:
         details = driver.find_elements("css selector", "#steps details")
         details[0].click()
         assert "weights" in details[0].text
+
+
+def test_sweep_never_writes_over_a_users_inversion_html(tmp_path: Path) -> None:
+    """The sweep now writes inversion.html: its guard must know it (a user's page there is
+    refused, ours is recognised by its generator mark)."""
+    from cpi_bench.harness_ext.core.errors import CPIError
+    from cpi_bench.harness_ext.core.run_folder import Target
+    from cpi_bench.harness_ext.evaluation import guards
+
+    run = tmp_path / "run"
+    targets = [Target(0, "base", "b", "base")]
+    write_run_reports(run, build_inversion({}, id_tasks=[]))
+    guards.check_outputs_are_ours(run, targets)  # our own page: fine
+    (run / "inversion.html").write_text("<html><body>my notes</body></html>")
+    with pytest.raises(CPIError, match=r"inversion\.html was not written by cpi sweep"):
+        guards.check_outputs_are_ours(run, targets)

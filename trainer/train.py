@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cpi_bench.harness_ext.core import run_folder
+from cpi_bench.harness_ext.core.constants import EVAL_DIR, RUN_REPORTS
 from cpi_bench.harness_ext.core.errors import CPIError
 
 from .schema import MESSAGES
@@ -461,7 +462,7 @@ def run_identity_from_args(script_args: Any, config: Any, model_args: Any) -> di
     }
 
 
-_RUN_OUTPUTS = ("eval", "inversion.json", "inversion.md", "inversion.csv", "inversion.png")
+_RUN_OUTPUTS = (EVAL_DIR, *RUN_REPORTS)
 
 
 def claim_output_dir(config: Any, identity: dict[str, Any], resuming: bool) -> None:

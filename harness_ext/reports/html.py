@@ -27,6 +27,7 @@ from cpi_bench.harness_ext.core.constants import (
     CF_ACC,
     CF_PREF,
     CPI_METRICS,
+    HTML_GENERATOR,
     ID_ACC,
     PARAM_ACC,
 )
@@ -109,6 +110,7 @@ def page(title: str, body: str) -> str:
     """A whole self-contained HTML document around ``body`` (already escaped HTML)."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="generator" content="{HTML_GENERATOR}">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n"

@@ -30,6 +30,7 @@ from cpi_bench.harness_ext.core.constants import (
     INVERSION_MD,
     INVERSION_PNG,
     PARAM_ACC,
+    RUN_REPORTS,
     SETTINGS_KEY,
     eval_file_name,
 )
@@ -303,8 +304,7 @@ def write_run_reports(run_dir: Path, data: dict[str, Any]) -> list[Path]:
     atomic_write_bytes(run_dir / INVERSION_PNG, inversion_png(data))
     html = inversion_table(data, "html", step_provenance(run_dir, data))
     atomic_write_text(run_dir / INVERSION_HTML, html)
-    names = (INVERSION_JSON, INVERSION_MD, INVERSION_CSV, INVERSION_PNG, INVERSION_HTML)
-    return [run_dir / n for n in names]
+    return [run_dir / n for n in RUN_REPORTS]
 
 
 def step_provenance(run_dir: Path, data: dict[str, Any]) -> dict[int, dict[str, Any]]:
