@@ -192,3 +192,15 @@ def test_sweep_never_writes_over_a_users_inversion_html(tmp_path: Path) -> None:
     (run / "inversion.html").write_text("<html><body>my notes</body></html>")
     with pytest.raises(CPIError, match=r"inversion\.html was not written by cpi sweep"):
         guards.check_outputs_are_ours(run, targets)
+
+
+def test_markdown_board_shows_95_intervals(board_inputs: list, capsys) -> None:
+    """The Markdown board (the README's) carries the same Wilson intervals as the page: the
+    mean over the 2 shared tasks of 100 items each is on 200 items."""
+    from cpi_bench.harness_ext.reports.stats import wilson_interval
+
+    assert cli.main(["compare", *board_inputs, "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    low, high = wilson_interval(0.8, 200)
+    assert f"| 80.0 ± 2.8 [{100 * low:.1f}, {100 * high:.1f}] |" in out
+    assert "mean cf ± se [95% CI]" in out and "95% Wilson score intervals" in out

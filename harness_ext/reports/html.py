@@ -32,7 +32,7 @@ from cpi_bench.harness_ext.core.constants import (
     PARAM_ACC,
 )
 from cpi_bench.harness_ext.reports.settings import model_setting_text
-from cpi_bench.harness_ext.reports.stats import INTERVAL_NOTE, wilson_interval
+from cpi_bench.harness_ext.reports.stats import INTERVAL_NOTE, shared_items, wilson_interval
 from cpi_bench.harness_ext.reports.svg import curve_svg
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -161,13 +161,6 @@ def provenance_details(prov: dict[str, Any]) -> str:
     )
 
 
-def _shared_items(entry: dict[str, Any], tasks: list[str], metric: str) -> int | None:
-    counts = [(entry["tasks"].get(t) or {}).get("n") for t in tasks]
-    if not counts or any(not isinstance(c, int) for c in counts):
-        return None
-    return sum(counts) if entry.get(metric) is not None else None
-
-
 def _board_headers(board: dict[str, Any], curves: bool, flagged: bool) -> list[str]:
     shared = ", ".join(board["shared_tasks"])
     heads = [
@@ -220,9 +213,9 @@ def _board_row(
         text_cell(entry["model"], "text model"),
     ]
     for metric in CPI_METRICS:
-        n = _shared_items(entry, shared, metric)
+        n = shared_items(entry, shared) if entry.get(metric) is not None else None
         cells.append(num_cell(entry.get(metric), n, entry.get(f"{metric}_stderr")))
-    n_all = _shared_items(entry, shared, CF_ACC)
+    n_all = shared_items(entry, shared)
     cells.append(f'<td data-v="{n_all or ""}">{n_all if n_all is not None else "–"}</td>')
     if curves:
         cells.append(_curve_cell(entry))

@@ -75,7 +75,12 @@ from cpi_bench.harness_ext.reports.settings import (
     parse_allowed,
     task_settings,
 )
-from cpi_bench.harness_ext.reports.stats import INTERVAL_NOTE, interval_text, row_items
+from cpi_bench.harness_ext.reports.stats import (
+    INTERVAL_NOTE,
+    interval_text,
+    row_items,
+    shared_items,
+)
 
 FORMATS = ("md", "csv", "latex", "json", "html")
 TASK_METRICS_SHOWN = (CF_ACC, PARAM_ACC, CF_PREF)  # per-task columns in md / latex tables
@@ -630,7 +635,7 @@ def _compare_text(board: dict[str, Any], fmt: str, sort_by: str) -> str:
     tasks = board["tasks"]
     any_missing = any(e["missing_tasks"] for e in board["models"])
     headers = ["rank", "model", *(f"{t} {m}" for t in tasks for m in ("cf", "param"))]
-    headers += ["mean cf", "mean param"]
+    headers += ["mean cf ± se [95% CI]", "mean param ± se [95% CI]"]
     if any_missing:
         headers.append("missing")
     flagged = board.get("settings_mismatches") or []
@@ -642,13 +647,15 @@ def _compare_text(board: dict[str, Any], fmt: str, sort_by: str) -> str:
         for t in tasks:
             cell = e["tasks"].get(t, {})
             line += [pct(cell.get(m), show_stderr=False) for m in CPI_METRICS]
-        line += [pct(e[m], e[f"{m}_stderr"]) for m in CPI_METRICS]
+        n = shared_items(e, board["shared_tasks"])
+        line += [pct(e[m], e[f"{m}_stderr"]) + interval_text(e[m], n) for m in CPI_METRICS]
         if any_missing:
             line.append(", ".join(e["missing_tasks"]) or DASH)
         if flagged:
             line.append(model_setting_text(flagged, e["model"]) or DASH)
         body.append(line)
-    return render_grid(headers, body, fmt, numeric_from=2, note=_compare_note(board))
+    note = _compare_note(board) + (" " + INTERVAL_NOTE if fmt == "md" else "")
+    return render_grid(headers, body, fmt, numeric_from=2, note=note)
 
 
 def compare_table(
