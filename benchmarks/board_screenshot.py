@@ -6,8 +6,8 @@ folders, swept run folders) to HTML, opens it in headless Chromium
 page as a PNG. The figure in docs/figures/board.png was made with::
 
     cpi demo --quick --out /tmp/demoq
-    python benchmarks/board_screenshot.py /tmp/demoq/seed-0/* --run_step final \\
-        --out docs/figures/board.png
+    cd /tmp/demoq/seed-0 && python $REPO/benchmarks/board_screenshot.py standard \\
+        context_only context_critical_50 cf_augment full --out $REPO/docs/figures/board.png
 
 Extra ``cpi compare`` options go after ``--``, e.g. ``-- --allow-settings-mismatch``.
 """

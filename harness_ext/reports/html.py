@@ -243,6 +243,11 @@ def board_html(board: dict[str, Any], ranks: list[str], note: str, title: str) -
         for r, e in zip(ranks, board["models"], strict=True)
     )
     notes = [note, INTERVAL_NOTE]  # the note names the tasks and any accepted differences
+    if curves:
+        notes.append(
+            "Curves: counterfactual accuracy (blue, solid), parametric accuracy (orange, "
+            "dashed) and ID accuracy (green, dotted) against the training step, 0-100%."
+        )
     sources = "".join(f"<li>{_e(e['model'])}: {_e(e['source'])}</li>" for e in board["models"])
     html = (
         f"<h1>{_e(title)}</h1>"

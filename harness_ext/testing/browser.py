@@ -9,7 +9,9 @@ otherwise hang), and a fresh profile folder per session.
 :func:`headless_chromium` never leaves a process behind: the driver quits in ``finally``, and
 any process still running with the session's own profile folder on its command line after
 :data:`EXIT_WAIT_S` is killed by its pid (only those: the profile folder is unique).
-Every wait has a timeout.
+Every wait has a timeout, and a watchdog kills the session's processes after
+:data:`SESSION_LIMIT_S` whatever happens, so a hung browser fails the caller instead of
+hanging it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +31,8 @@ from cpi_bench.harness_ext.core.files import atomic_write_bytes
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 DRIVER_NAMES = ("chromedriver", "chromium-driver")
-PAGE_TIMEOUT_S = 30  # page load, script and driver start-up limits (seconds)
+PAGE_TIMEOUT_S = 30  # page load and script limits (seconds)
+SESSION_LIMIT_S = 180  # a watchdog kills the whole session after this: nothing can hang
 EXIT_WAIT_S = 10  # how long the browser's processes get to exit after quit()
 CHROMIUM_SWITCHES = (
     "--headless=new",
@@ -95,6 +99,15 @@ def leftover_processes(marker: str, wait_s: float = EXIT_WAIT_S) -> list[int]:
         time.sleep(0.2)
 
 
+def _kill(marker: str) -> list[int]:
+    """SIGKILL every live process carrying ``marker`` (this session's own); their pids."""
+    pids = _processes_with(marker)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
 def _options(chromium: str, profile: str, width: int, height: int) -> Any:
     from selenium import webdriver
 
@@ -124,6 +137,9 @@ def headless_chromium(width: int = 1400, height: int = 900) -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="cpi-chromium-")
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager go online
     driver = None
+    watchdog = threading.Timer(SESSION_LIMIT_S, _kill, args=(profile,))
+    watchdog.daemon = True
+    watchdog.start()  # a hung browser dies, and the call waiting on it fails instead
     try:
         service = Service(driver_path, service_args=[f"--log-path={profile}/driver.log"])
         driver = webdriver.Chrome(
@@ -133,13 +149,12 @@ def headless_chromium(width: int = 1400, height: int = 900) -> Iterator[Any]:
         driver.set_script_timeout(PAGE_TIMEOUT_S)
         yield driver
     finally:
+        watchdog.cancel()
         if driver is not None:
             with contextlib.suppress(Exception):
                 driver.quit()
         stuck = leftover_processes(profile)
-        for pid in stuck:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _kill(profile)
         shutil.rmtree(profile, ignore_errors=True)
         if stuck:
             raise RuntimeError(f"chromium processes {stuck} outlived quit(); killed them")
