@@ -26,7 +26,15 @@ Written under ``--out`` (default ``benchmarks/results``):
 * ``board.md`` and ``board.html``: ``cpi compare`` of the three rows (the chat template
   differs between rows on purpose: ``--allow-settings-mismatch chat_template``).
 
-Run (hours on 2 CPU cores at the default limit; see COMMANDS.md for the measured times)::
+Time: the ``smollm2-135m-instruct`` row on the 20 tasks available offline at ``--limit 8``
+took 846 s on 2 CPU cores shared with other jobs (load 2.4 to 5.1): 120 generation requests
+at 5.4 s each and 80 log-likelihood requests at 2.3 s each. At ``--limit 200`` that is about
+25 times the requests: roughly 6 hours for that row under the same load, more with the chat
+template (longer prompts), so plan on the order of a day for the three rows on 2 busy cores
+(``--rows`` runs one row: run the rows on separate machines, copy their folders into one
+``--out`` and run once more with every row: each is reused and the board rendered).
+
+Run (COMMANDS.md records the measured times)::
 
     CPI_DATA_DIR=/path/to/public/data python benchmarks/reference_board.py \\
         --models-dir /work/models --limit 200
@@ -38,6 +46,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -53,6 +62,7 @@ from cpi_bench.tasks.sources import DATA_DIR_ENV, SOURCES, find_in_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS_DIR = REPO / "tasks"
+RUN_INFO = "run_info.json"  # per row: the command, wall time and load that made its results
 # row name -> (model folder under --models-dir, extra lm_eval arguments)
 ROWS: dict[str, tuple[str, list[str]]] = {
     "smollm2-135m-instruct": ("smollm2-135m-instruct", []),
@@ -105,8 +115,9 @@ def lm_eval_command(row: str, args: argparse.Namespace, tasks: list[str]) -> lis
     """The lm_eval command of one row (run inside --models-dir; writes under --out/row)."""
     folder, extra = ROWS[row]
     out = Path(args.out).resolve() / row / "results.json"  # lm-eval: <out>/<row>/results_<date>
+    lm_eval = ["lm_eval"] if shutil.which("lm_eval") else [sys.executable, "-m", "lm_eval"]
     return [
-        "lm_eval",
+        *lm_eval,
         "--model",
         "hf",
         "--model_args",
@@ -143,7 +154,8 @@ def run_row(row: str, args: argparse.Namespace, tasks: list[str]) -> dict[str, A
     done = finished(row_dir, tasks, args.limit)
     if done is not None:
         print(f"{row}: reusing {done} (same tasks and limit)")
-        return {"row": row, "command": command, "results": str(done), "reused": True}
+        info = _run_info(row_dir, done)
+        return {"row": row, "command": command, "results": str(done), "reused": True, **info}
     row_dir.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
     started = time.monotonic()
@@ -171,7 +183,20 @@ def run_row(row: str, args: argparse.Namespace, tasks: list[str]) -> dict[str, A
         raise CPIError(f"{row}: lm_eval wrote no results file covering the tasks in {row_dir}")
     wall = time.monotonic() - started
     print(f"{row}: {wall:.0f} s -> {done}", flush=True)
+    info = {"results_file": done.name, "wall_s": wall, "load": load, "command": command}
+    atomic_write_text(row_dir / RUN_INFO, json.dumps(info, indent=2) + "\n")
     return {"row": row, "command": command, "results": str(done), "wall_s": wall, "load": load}
+
+
+def _run_info(row_dir: Path, results: Path) -> dict[str, Any]:
+    """The wall time and load recorded when ``results`` was made (a reused row keeps them)."""
+    try:
+        info = json.loads((row_dir / RUN_INFO).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if info.get("results_file") != results.name:
+        return {}
+    return {k: info[k] for k in ("wall_s", "load", "command") if k in info}
 
 
 def _fingerprints(args: argparse.Namespace) -> dict[str, str]:
@@ -224,8 +249,8 @@ def commands_markdown(
         "|---|---|---:|---:|",
     ]
     for r in runs:
-        wall = "reused" if r.get("reused") else f"{r['wall_s']:.0f} s"
-        load = "" if r.get("reused") else f"{r['load']:.2f}"
+        wall = f"{r['wall_s']:.0f} s" if "wall_s" in r else "(not recorded)"
+        load = f"{r['load']:.2f}" if "load" in r else ""
         lines.append(f"| {r['row']} | `{_shown(r['command'])}` | {wall} | {load} |")
     lines += ["", "Rendered with:", ""]
     lines += [f"    {_shown(c)}" for c in compare]

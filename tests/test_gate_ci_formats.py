@@ -254,3 +254,16 @@ def test_gitlab_job_is_valid() -> None:
 def test_example_baseline_is_valid() -> None:
     baseline = load_yaml_baseline(REPO / "docs/ci/cpi-baseline.yaml")
     assert baseline["tasks"] and baseline["options"]["limit"]
+
+
+def test_yaml_gen_kwargs_compared_with_the_candidates_override(tmp_path: Path, capsys) -> None:
+    """vLLM writes gen_kwargs as lm-eval's text; the candidate records a mapping."""
+    with_gen = BASELINE + 'gen_kwargs: "do_sample=False,max_gen_toks=64"\n'
+    cand = results(CAND)
+    cand["config"]["gen_kwargs"] = {"do_sample": False, "max_gen_toks": 64}
+    base, cand_path = _files(tmp_path, cand, with_gen)
+    assert _gate(base, cand_path, "--max-drop", "0.2") == 0
+    cand["config"]["gen_kwargs"] = {}
+    base, cand_path = _files(tmp_path, cand, with_gen)
+    assert _gate(base, cand_path, "--max-drop", "0.2") == 2
+    assert "generation_kwargs (baseline" in capsys.readouterr().err

@@ -82,3 +82,4 @@ def test_reference_board_end_to_end_on_a_tiny_model(
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("reusing") == 3
+    assert "(not recorded)" not in (out / "COMMANDS.md").read_text()  # times kept on reuse

@@ -114,13 +114,15 @@ def parse_gen_kwargs(value: Any) -> dict[str, Any]:
         return dict(value)
     if not value or not isinstance(value, str):
         return {}
+    words = {"True": True, "False": False, "None": None}  # as lm-eval reads them
     out: dict[str, Any] = {}
     for part in value.split(","):
         key, _, raw = part.partition("=")
+        raw = raw.strip()
         try:
-            out[key.strip()] = json.loads(raw.strip())
+            out[key.strip()] = words[raw] if raw in words else json.loads(raw)
         except json.JSONDecodeError:
-            out[key.strip()] = raw.strip()
+            out[key.strip()] = raw
     return out
 
 
