@@ -28,11 +28,8 @@ from cpi_bench.harness_ext.core.constants import (
     ADAPTER_CONFIG,
     CHECKPOINT_PREFIX,
     EVAL_DIR,
-    INVERSION_CSV,
-    INVERSION_JSON,
-    INVERSION_MD,
-    INVERSION_PNG,
     RUN_MANIFEST,
+    RUN_REPORTS,
 )
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.files import atomic_write_json, read_json
@@ -45,7 +42,7 @@ FINETUNE_MODES = ("full", "lora", "qk")
 # What ``cpi sweep`` writes into a run folder, possibly while ``cpi train`` is writing it
 # (``cpi sweep RUN --follow``): the trainer's output-dir claim accepts these names as not its
 # own and never takes them for someone else's files.
-SWEEP_OUTPUTS = (EVAL_DIR, INVERSION_JSON, INVERSION_MD, INVERSION_CSV, INVERSION_PNG)
+SWEEP_OUTPUTS = (EVAL_DIR, *RUN_REPORTS)
 
 # HF Trainer (and TRL, axolotl, LLaMA-Factory, which save through it) writes this file last
 # into checkpoint-N, after the weights, optimizer and RNG states: its presence with

@@ -25,10 +25,9 @@ from cpi_bench.harness_ext.core.constants import (
     ADAPTER_CONFIG,
     CPI_KEY,
     EVAL_DIR,
-    INVERSION_CSV,
+    HTML_GENERATOR,
     INVERSION_JSON,
-    INVERSION_MD,
-    INVERSION_PNG,
+    RUN_REPORTS,
     eval_file_name,
 )
 from cpi_bench.harness_ext.core.errors import CPIError
@@ -121,6 +120,9 @@ def _ours(path: Path) -> bool:
     try:
         if path.suffix == ".png":
             return b"Matplotlib" in path.read_bytes()[:400]
+        if path.suffix == ".html":
+            head = path.read_text(encoding="utf-8", errors="replace")[:600]
+            return f'<meta name="generator" content="{HTML_GENERATOR}">' in head
         if path.suffix in (".md", ".csv"):
             head = path.read_text(encoding="utf-8", errors="replace")[:40]
             return head.startswith(("| step |", "step,checkpoint,"))
@@ -134,8 +136,7 @@ def _ours(path: Path) -> bool:
 
 def check_outputs_are_ours(run_dir: Path, targets: Iterable[Target]) -> None:
     """Refuse to start when a file the sweep would write exists and is someone else's."""
-    names = [INVERSION_JSON, INVERSION_MD, INVERSION_CSV, INVERSION_PNG]
-    paths = [run_dir / n for n in names]
+    paths = [run_dir / n for n in RUN_REPORTS]
     paths += [run_dir / EVAL_DIR / eval_file_name(t.step) for t in targets]
     for path in paths:
         if path.is_file() and not _ours(path):
