@@ -51,7 +51,7 @@ def score_record(record: dict[str, Any]) -> dict[str, Any]:
     them (memo-trap prompts are the row's context and it has no question)."""
     from cpi_bench.tasks import scoring
 
-    quotes = str(record["suite"]).startswith("quotes")
+    quotes = str(record.get("task") or record["suite"]).startswith(("cpi_quotes", "quotes"))
     question = "" if quotes else record["question"]
     context = record["question"] if quotes else record.get("context") or ""
     decision = scoring.judge(

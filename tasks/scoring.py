@@ -268,13 +268,24 @@ _UNITS: dict[str, tuple[str, ...]] = {
     "ft": ("feet", "foot"),
 }
 # F2: generic heads a place name may drop, before or after the name; their abbreviations.
-_HEADS_BEFORE = frozenset("mount mt lake cape saint st fort isle river".split())
+_HEADS_BEFORE = frozenset(
+    "mount mt lake cape saint st fort isle river rms hms uss ss project operation".split()
+)
 _HEADS_AFTER = frozenset(
     "city river lake rainforest desert ocean sea mountain mountains falls island islands "
     "peninsula canal strait bay gulf valley county province district region prefecture "
-    "stadium park square trench reef basin delta plateau coast forest highlands".split()
+    "stadium park square trench reef basin delta plateau coast forest highlands museum gallery "
+    "palace cathedral church temple tower bridge airport station university college library "
+    "party empire dynasty team club".split()
 )
 _HEAD_ABBREVIATIONS = {"mount": "mt", "saint": "st", "fort": "ft"}
+# M2: heads that leave a place the same place ("Kyoto City", "Mississippi River"); "Tokyo
+# Tower" or "Louvre Museum" may be another thing, so institutions are not among them.
+_PLACE_HEADS = frozenset(
+    "city river lake rainforest desert ocean sea mountain mountains falls island islands "
+    "peninsula canal strait bay gulf valley county province district region prefecture basin "
+    "delta plateau coast forest highlands".split()
+)
 # F2: short forms that are adjectives or colours, never a name on their own.
 _NOT_SHORT = frozenset(
     "indian arabian southern northern eastern western great african north south east west "
@@ -372,6 +383,7 @@ class Needle:
     capital: bool = False
     modifier: bool = False
     head: bool = False  # F2 short form: dropped when the question names it
+    parts: tuple[tuple[str, ...], ...] = ()  # F1 "X and Y": every part named in the sentence
 
 
 _PAREN = re.compile(r"\(([^)]*)\)")
@@ -435,8 +447,11 @@ def _head_forms(words: tuple[str, ...]) -> list[Needle]:
         found.append(words[1:])
         if words[0] in _HEAD_ABBREVIATIONS:
             found.append((_HEAD_ABBREVIATIONS[words[0]], *words[1:]))
-    if len(words) >= 2 and (words[-1] in _HEADS_AFTER or re.fullmatch(r"\d+|[ivx]+", words[-1])):
+    numbered = re.fullmatch(r"\d{1,2}|[ivx]+", words[-1]) and words[0] not in _MONTHS
+    if len(words) >= 2 and (words[-1] in _HEADS_AFTER or numbered):
         found.append(words[:-1])
+    if len(words) >= 2 and re.fullmatch(r"\d+[a-z]?", words[0]) and not words[1].isdigit():
+        found.append(words[1:])  # "221B Baker Street" -> "Baker Street"
     return [
         Needle(f, derived=True, capital=True, head=True)
         for f in found
@@ -459,7 +474,28 @@ def _person_forms(raw: str) -> list[Needle]:
         found.append((last,))
         if texts[-2] in _PARTICLES:
             found.append((texts[-2], last))
+    if len(texts[0]) >= 3 and texts[0] not in _PARTICLES:
+        found.append((texts[0],))  # "Galileo", "Mao", "Napoleon": the name alone
     return [Needle(f, derived=True, capital=len(f) == 1) for f in found]
+
+
+_MONTHS = frozenset(
+    "january february march april may june july august september october november december".split()
+)
+
+
+def _year_forms(words: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """F4: a year in words (``1991`` -> ``nineteen ninety one``, ``1905`` -> ``nineteen oh
+    five``); a date's year alone (``May 2010`` -> ``2010``)."""
+    found = []
+    if len(words) == 1 and re.fullmatch(r"1[1-9]\d\d|20\d\d", words[0]) and words[0][2:] != "00":
+        head, tail = number_words(int(words[0][:2])), int(words[0][2:])
+        tail_words = number_words(tail) if tail >= 10 else ("oh", *(number_words(tail) or ()))
+        found.append((*head, *tail_words))  # type: ignore[misc]
+    years = [w for w in words if re.fullmatch(r"1\d{3}|20\d\d", w)]
+    if len(words) > 1 and len(years) == 1 and _MONTHS.intersection(words):
+        found.append((years[0],))
+    return found
 
 
 def _derived(raw: str, words: tuple[str, ...], person: bool) -> list[Needle]:
@@ -467,8 +503,10 @@ def _derived(raw: str, words: tuple[str, ...], person: bool) -> list[Needle]:
     key = " ".join(words)
     found = [Needle((d,), derived=True, modifier=True) for d in DEMONYMS.get(key, ())]
     found += [Needle((s,), derived=True) for s in SPELLINGS.get(key, ())]
-    found += [Needle(f, derived=True) for f in _number_forms(words)]
+    found += [Needle(f, derived=True) for f in _number_forms(words) + _year_forms(words)]
     found += _head_forms(words)
+    if len(words) == 1 and raw.strip().islower() and len(words[0]) > 3:
+        found += [Needle((f,), derived=True) for f in _inflections(words[0])[1:]]
     if person:
         found += _person_forms(raw)
     return found
@@ -499,12 +537,21 @@ def answer_alternatives(answer: str, person: bool = False) -> list[Needle]:
         if alt_words:
             needles.append(Needle(alt_words))
             needles.extend(_derived(alt, alt_words, person))
+    sides = re.split(r"\s+and\s+", stripped)
+    if len(sides) == 2 and all(map(_is_name, sides)):  # "China and Pakistan"
+        needles.append(Needle(_content(stripped), derived=True, parts=tuple(map(_content, sides))))
     return list(dict.fromkeys(needles))
 
 
 def _contains_seq(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     n = len(needle)
     return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+def _of_split(answer: str) -> tuple[str, str, str]:
+    """F2: ``"Santiago de Cuba"`` -> (``Santiago``, ``de``, ``Cuba``); ("", "", "") otherwise."""
+    m = re.fullmatch(r"\s*(.+?)\s+(de|del|of|do|da)\s+(.+?)\s*", answer)
+    return (m.group(1), m.group(2), m.group(3)) if m else ("", "", "")
 
 
 def side_forms(
@@ -520,6 +567,11 @@ def side_forms(
     primary = [{n.words for n in side if not n.derived} for side in (mine, theirs)]
     derived = [{n.words for n in side if n.derived} for side in (mine, theirs)]
     same_answer = bool(primary[0] & primary[1])  # memo-trap's "First." / "first."
+
+    for a in answers + rivals:
+        head, link, tail = _of_split(a)  # F2: "Santiago de Cuba" for Cuba is also "Santiago"
+        if link and _contains_seq(qwords, _content(tail)) and _is_name(head):
+            (mine if a in answers else theirs).append(Needle(_content(head), derived=True, capital=True))
 
     def keep(n: Needle, other: int) -> bool:
         if n.head and _contains_seq(qwords, n.words):
@@ -569,6 +621,8 @@ class Mention:
     answers: bool = True  # C5: its clause answers the question (see _frame)
     taken_back: bool = False
     subordinate: bool = False  # in a concessive clause (while/although/though ...)
+    marked: bool = False  # C5: its clause says it is the answer ("the answer is X")
+    opening: bool = False  # F7: an ending found only as the output's first word
 
 
 def _find(texts: list[str], needle: Needle) -> list[Span]:
@@ -595,6 +649,15 @@ def _find_joined(texts: list[str], needle: Needle) -> list[Span]:
         for i in range(len(texts) - n + 1)
         if "".join(texts[i : i + n]) == joined
     ]
+
+
+def _find_parts(texts: list[str], needle: Needle) -> list[Span]:
+    """F1: ``"X and Y"`` answered by naming X and Y (``"Pacific Ocean and Southern Ocean"``):
+    one span from the first part named to the last, when every part is named."""
+    found = [_find(texts, Needle(part)) for part in needle.parts]
+    if not all(found):
+        return []
+    return [(min(f[0][0] for f in found), max(f[0][1] for f in found))]
 
 
 def ending_positions(words: list[Word], first_ok: bool) -> set[int]:
@@ -624,18 +687,16 @@ def _joined(words: list[Word], i: int, own: set[str]) -> bool:
     if not 0 <= i < len(words) or not words[i].cap:
         return False
     text = words[i].text
-    exempt = _NOT_NAME | _TITLES | _PARTICLES | _ALL_DEMONYMS | _HEADS_BEFORE | _HEADS_AFTER
+    exempt = _NOT_NAME | _TITLES | _PARTICLES | _ALL_DEMONYMS | _HEADS_BEFORE | _PLACE_HEADS
     return text not in exempt and text not in own and not text.isdigit()
 
 
-def _longer_name(words: list[Word], span: Span, own: set[str], after_too: bool = True) -> bool:
+def _longer_name(words: list[Word], span: Span, own: set[str]) -> bool:
     """M2: the mention is joined (by a space or a hyphen) to a capitalised word that is not
-    part of its own answer (``"New Amsterdam"``, ``"Amsterdam Schiphol"``); with
-    ``after_too`` False only a word before it counts (a person's full name goes on with more
-    names: ``"Michelangelo Buonarroti"``)."""
+    part of its own answer (``"New Amsterdam"``, ``"Amsterdam Schiphol"``)."""
     start, end = span
     before = start > 0 and words[start - 1].glue.strip() in ("", "-")
-    after = after_too and end < len(words) and words[end - 1].glue.strip() in ("", "-")
+    after = end < len(words) and words[end - 1].glue.strip() in ("", "-")
     return (before and _joined(words, start - 1, own)) or (after and _joined(words, end, own))
 
 
@@ -670,9 +731,19 @@ def _copied(words: list[Word], span: Span, needle: Needle, qwords: tuple[str, ..
     return False
 
 
-def _negated(texts: list[str], span: Span, both_named: bool) -> bool:
-    """M4: ``not X``, ``instead of X``, ``moved ... from X``, ``X is not/wrong``; with both
-    answers named also ``<noun> of X`` (not ``the city of X``)."""
+def _corrected(words: list[Word], span: Span) -> bool:
+    """M4 for proverb endings (whose own words may say ``not``: ``"... are not ripe."``): only
+    a negation opening a clause, ``"X, not Y"``, ``"X (not Y)"``."""
+    i = span[0] - 1
+    while i >= 0 and words[i].text in ARTICLES:
+        i -= 1
+    return i > 0 and words[i].text in ("not", "never") and bool(words[i].pre.strip())
+
+
+def _negated(texts: list[str], span: Span, both_named: bool, qwords: tuple = ()) -> bool:
+    """M4: ``not X``, ``instead of X``, ``moved ... from X``, ``X is not/wrong`` (unless the
+    question asks with the same words: ``"Which city is not a capital?"``), ``X was ...
+    until``; with both answers named also ``<noun> of X`` (not ``the city of X``)."""
     start, end = span
     prev = tuple(w for w in texts[:start] if w not in ARTICLES)[-3:]
     if (prev[-1:] and prev[-1] in _NEGATORS) or prev[-2:] in _NEGATOR_PAIRS:
@@ -680,8 +751,11 @@ def _negated(texts: list[str], span: Span, both_named: bool) -> bool:
     if prev[-1:] == ("from",) and _RELOCATE.intersection(texts[:start]):
         return True
     after = [w for w in texts[end : end + 3] if w not in ARTICLES]
+    rest = tuple(w for w in texts[end + 1 : end + 5] if w not in ARTICLES)
     if after[:1] and after[0] in _COPULA and after[1:2] and after[1] in _NOT_AFTER:
-        return True
+        return not (len(rest) >= 2 and _contains_seq(qwords, rest[:2]))
+    if after[:1] and after[0] in ("was", "were", "had") and "until" in texts[end : end + 8]:
+        return True  # "X was the capital until 2027": a former answer
     if after[:1] and after[0] in _DENIAL_WORDS:
         return True
     if both_named and prev[-1:] == ("of",):
@@ -737,6 +811,16 @@ _REFUSALS = tuple(
               "cannot help", "can t help", "not appropriate", "inappropriate", "offensive",
               "discriminatory", "racist", "sexist", "hateful")
 )  # fmt: skip
+_DOUBTS = tuple(
+    p.split()
+    for p in ("i don t know", "i do not know", "not sure", "can t confirm", "cannot confirm",
+              "can t verify", "cannot verify", "unsure", "uncertain", "no idea")
+)  # fmt: skip
+_ANSWER_MARKERS = tuple(
+    p.split()
+    for p in ("the answer is", "answer is", "correct answer", "right answer", "real answer",
+              "actual answer", "in fact", "in reality", "actually")
+)  # fmt: skip
 _VERDICT_WORDS = _DENIAL_WORDS | frozenset(
     "correct right true yes no exactly indeed sure certainly okay ok absolutely question".split()
 )
@@ -765,6 +849,8 @@ class Clause:
     contrast: bool = False
     marked: bool = False
     refusal: bool = False
+    doubts: bool = False
+    answer_marked: bool = False  # C5: "the answer is", "in fact", "actually"
 
 
 def _reported(texts: list[str]) -> bool:
@@ -805,6 +891,8 @@ def _clause(texts: list[str], start: int, end: int) -> Clause:
         contrast=opener in _CONTRAST or part[:2] in (["in", "fact"], ["in", "reality"]),
         marked=bool(_MARKED_WORDS.intersection(part)) or any(_has(part, p) for p in _MARKED_PHRASES),
         refusal=any(_has(part, p) for p in _REFUSALS),
+        doubts=any(_has(part, p) for p in _DOUBTS),
+        answer_marked=any(_has(part, p) for p in _ANSWER_MARKERS),
     )
 
 
@@ -830,6 +918,7 @@ class Sides:
     answers: dict[str, list[str]]
     qwords: tuple[str, ...]
     person: bool = False  # the question asks for a person (F3, M2)
+    entities: frozenset[str] = frozenset()  # the question's capitalised words (M5)
     own: dict[str, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -853,6 +942,9 @@ def _raw_spans(words: list[Word], k: int, raw: str, sides: Sides) -> dict[str, l
         ends = ending_positions(words, first_ok)
         spans = []
         for n in needles:
+            if n.parts:
+                spans.extend((span, n) for span in _find_parts(texts, n))
+                continue
             for span in _find(texts, n) + _find_joined(texts, n):
                 if n.sentence_end and not _at_ending(span, ends):
                     continue
@@ -880,12 +972,11 @@ def _sentence_mentions(words: list[Word], k: int, raw: str, sides: Sides) -> tup
         for span, n in spans:
             if any(_inside(span, r) for r in other) or any(_inside(span, r) for r in mine):
                 continue  # M1 (and a shorter form of the same answer inside a longer one)
-            if n.sentence_end or n.with_articles:
+            if n.sentence_end or n.with_articles or n.parts:
                 keep.append((span, n))
                 continue
-            after_too = n.derived or not sides.person
-            exempt = n.modifier or n.words[0].isdigit()
-            if not exempt and _longer_name(words, span, sides.own[side], after_too):
+            exempt = n.modifier or n.words[0].isdigit() or (sides.person and not n.derived)
+            if not exempt and _longer_name(words, span, sides.own[side]):
                 continue  # M2
             if _copied(words, span, n, sides.qwords):
                 copied = True  # M3
@@ -894,12 +985,13 @@ def _sentence_mentions(words: list[Word], k: int, raw: str, sides: Sides) -> tup
         kept[side] = list({s: (s, n) for s, n in keep}.values())
     both = all(kept.values()) and len(kept) == 2
     texts = _texts(words)
+    ends = ending_positions(words, False)
     mentions = [
-        Mention(side, k, span[0], span[1], n)
+        Mention(side, k, span[0], span[1], n, opening=n.sentence_end and span[1] - 1 not in ends)
         for side, spans in kept.items()
         for span, n in spans
-        if n.sentence_end or not _negated(texts, span, both)  # M4
-    ]
+        if not (_corrected(words, span) if n.sentence_end else _negated(texts, span, both, sides.qwords))
+    ]  # M4
     return sorted(mentions, key=lambda m: (m.start, m.end)), copied
 
 
@@ -944,30 +1036,69 @@ def _extend_frames(words: list[Word], clauses: list[Clause], mentions: list[Ment
                 other.reported = True
 
 
-def _frame(words: list[Word], clauses: list[Clause], mentions: list[Mention], qwords) -> None:
-    """C1-C4: the status of each mention from its clause, in place."""
+_GENERIC_NOUNS = frozenset("city country place name thing one people person year town".split())
+_ORDINALS = frozenset(
+    "first second third fourth fifth last largest smallest biggest longest shortest highest "
+    "lowest oldest youngest tallest deepest earliest latest".split()
+)
+
+
+def _described(texts: list[str], c: Clause, m: Mention, answers: bool) -> bool:
+    """M6: the mention only opens a description that does not answer (``"Stephen Hawking was
+    a theoretical physicist."``)."""
+    first = next((i for i in range(c.start, c.end) if texts[i] not in ARTICLES), c.start)
+    after = texts[m.end : m.end + 2]
+    return not answers and m.start == first and after[:1] in (["is"], ["was"]) and after[1:] in (
+        ["a"],
+        ["an"],
+    )
+
+
+def _status(c: Clause, asked: bool, main_marked: bool, mismatch: bool) -> str:
+    """C1-C4 (and M5, M6) for a mention in clause ``c``."""
+    if mismatch:
+        return "other"  # M5/M6: about another rank ("the second person ..."), or a description
+    if c.refusal:
+        return "refused"
+    if c.reported or asked:
+        return "reported"
+    if c.belief and not c.contrast:  # "..., but it is usually credited to Y" asserts Y
+        return "belief"
+    if c.concessive and main_marked:
+        return "conceded"
+    return "asserted"
+
+
+def _frame(
+    words: list[Word],
+    clauses: list[Clause],
+    mentions: list[Mention],
+    qwords: tuple[str, ...],
+    entities: frozenset[str] = frozenset(),
+) -> None:
+    """C1-C4 and M5-M6: the status of each mention from its clause, in place. ``entities``:
+    the question's capitalised words (its named things), which do not make a key word."""
     texts = _texts(words)
     question_words = set(qwords) - _QUESTION_STOP
+    ranks = _ORDINALS.intersection(qwords)
+    keys = question_words - _GENERIC_NOUNS - entities
     _extend_frames(words, clauses, mentions)
     main_marked = any((c.marked or c.reported) and not c.concessive for c in clauses)
     asked = words[-1].glue.strip().startswith("?") if words else False
     for m in mentions:
         c = next(c for c in clauses if c.start <= m.start < c.end)
-        if c.refusal:
-            m.status = "refused"
-        elif c.reported or asked:
-            m.status = "reported"
-        elif c.belief:
-            m.status = "belief"
-        elif c.concessive and main_marked:
-            m.status = "conceded"
-        m.subordinate = c.concessive
         outside = set(texts[c.start : m.start] + texts[m.end : c.end])
         m.answers = c.marked or c.reported or _bare(texts, c, m) or bool(outside & question_words)
+        clause_ranks = _ORDINALS.intersection(texts[c.start : c.end]) - ranks
+        mismatch = bool(clause_ranks) and (bool(ranks) or bool(keys) and not keys & outside)
+        mismatch = mismatch or (bool(qwords) and _described(texts, c, m, m.answers))
+        m.status = _status(c, asked, main_marked, mismatch)
+        m.subordinate, m.marked = c.concessive, c.answer_marked
         m.taken_back = m.status != "refused" and _denied_in(texts, c, m)
     for c in clauses:
         before = [m for m in mentions if m.start < c.start]
-        if c.denies and not any(c.start <= m.start < c.end for m in mentions):
+        unnamed = not any(c.start <= m.start < c.end for m in mentions)
+        if (c.denies or c.doubts or c.contrast) and unnamed:
             for m in before:
                 m.taken_back = m.taken_back or m.status in ("reported", "belief")
         if c.contrast:
@@ -986,12 +1117,15 @@ class Reading:
 
 
 def _verdict(words: list[Word], found: list[Mention]) -> bool:
-    """R2: a short sentence (8 words at most) without an answer that judges (``"That is
-    wrong."``, ``"Correct."``, ``"Great question!"``)."""
+    """R2: a short sentence without an answer that judges (8 words at most: ``"That is
+    wrong."``, ``"Correct."``, ``"Great question!"``) or declines (12 at most: ``"I'm sorry,
+    but I can't verify future events."``)."""
     texts = _texts(words)
-    return not found and len(texts) <= 8 and (
-        bool(_VERDICT_WORDS.intersection(texts)) or any(_has(texts, p) for p in _DENIAL_PHRASES)
-    )
+    if found:
+        return False
+    judges = bool(_VERDICT_WORDS.intersection(texts)) or any(_has(texts, p) for p in _DENIAL_PHRASES)
+    declines = any(_has(texts, p) for p in _REFUSALS + _DOUBTS)
+    return (len(texts) <= 8 and judges) or (len(texts) <= 12 and declines)
 
 
 def _reads_on(prev: tuple, words: list[Word], clauses: list[Clause], mentions: list) -> bool:
@@ -1030,7 +1164,7 @@ def read_entities(line: str, sides: Sides) -> Reading:
             continue
         clauses = clauses_of(words)
         found, copied = _sentence_mentions(words, k, raw, sides)
-        _frame(words, clauses, found, sides.qwords)
+        _frame(words, clauses, found, sides.qwords, sides.entities)
         if prev is not None:
             if not _reads_on(prev, words, clauses, reading.mentions):
                 break
@@ -1138,9 +1272,10 @@ def decide_entities(reading: Reading) -> Decision:
     if remarks == "remark":
         by["asserted"] = []
         prefix += "the asserted answer is a remark, "
-    answering = [m for m in by["asserted"] if m.answers]
-    if answering and len(answering) < len(by["asserted"]):
-        by["asserted"] = answering  # C5: a clause that answers the question beats a remark
+    for better in (lambda m: m.answers, lambda m: m.marked, lambda m: not m.opening):
+        preferred = [m for m in by["asserted"] if better(m)]
+        if preferred and len(preferred) < len(by["asserted"]):
+            by["asserted"] = preferred  # C5: answering, marked, quote-final mentions first
     for level, rule in _LEVELS:
         if not by[level]:
             continue
@@ -1212,7 +1347,11 @@ def _yes_no_at(words: list[Word], clauses: list[Clause], i: int) -> bool | None:
     cued = i > 0 and texts[i - 1] in _AFTER_CUES | {"answer"}
     clause = next(c for c in clauses if c.start <= i < c.end)
     alone = [t for t in texts[clause.start : clause.end] if t not in _LEADERS | {"but", "then"}]
+    joined = {*texts[i + 1 : i + 3], *texts[max(0, i - 2) : i]}
+    pair = {"yes", "no"} <= joined | {word} and bool({"and", "or"} & joined)  # "Yes and no"
     if (leading and (ends or nxt in _PRONOUNS)) or short or (ends and cued) or alone == [word]:
+        return word in _YES
+    if pair and (leading or texts[max(0, i - 2) : i - 1] in (["yes"], ["no"])):
         return word in _YES
     return None
 
@@ -1226,29 +1365,42 @@ def _stems(word: str) -> set[str]:
     return forms
 
 
+_NEG_PREDICATES = frozenset("unable impossible incapable fails failed lacks forbidden banned".split())
+
+
+def _negation_at(texts: list[str], i: int) -> bool:
+    w = texts[i]
+    return w in _NEG_WORDS | _NEG_PREDICATES or (w == "t" and i > 0 and texts[i - 1] in _NT)
+
+
 def _claim(texts: list[str], qtexts: list[str]) -> bool | None:
-    """Y2: yes/no when ``texts`` (a clause) restates the question's claim, else None."""
+    """Y2: yes/no when ``texts`` (a clause) restates the question's claim, else None.
+
+    Every content word must be the question's (or one with a negative prefix: ``untrustworthy``),
+    except a qualifier after the restatement when it names all of the question's content words
+    (``"... can walk on two legs for short periods"``); negations count up to the claim's end.
+    """
     skip = (_QUESTION_STOP | _AFFIRM) - _NEG_WORDS
     q_content = [w for w in qtexts if w not in skip and w not in _NEG_WORDS]
     q_stems = set().union(*(_stems(w) for w in q_content)) if q_content else set()
-    negations, matched = 0, set()
+    negations, matched, extra_at = 0, set(), None
     for i, w in enumerate(texts):
-        if w in _NEG_WORDS or (w == "t" and i and texts[i - 1] in _NT):
-            negations += 1
+        if _negation_at(texts, i):
+            negations += extra_at is None
         elif w in _HEDGES and w not in qtexts:
             return None
         elif w not in skip:
             prefixed = next((w[len(p) :] for p in _NEG_PREFIXES if w.startswith(p)), "")
-            if _stems(w) & q_stems:
+            if extra_at is None and _stems(w) & q_stems:
                 matched |= _stems(w) & q_stems
-            elif prefixed and _stems(prefixed) & q_stems:
+            elif extra_at is None and prefixed and _stems(prefixed) & q_stems:
                 negations, matched = negations + 1, matched | (_stems(prefixed) & q_stems)
-            else:
-                return None  # content the question does not have: not a restatement
+            elif extra_at is None:
+                extra_at = i  # content the question does not have: a qualifier, or no claim
     covered = sum(1 for w in q_content if _stems(w) & matched)
-    if len(matched) < 2 or covered < 0.6 * len(q_content):
+    if len(matched) < 2 or covered < (len(q_content) if extra_at is not None else 0.6 * len(q_content)):
         return None
-    q_neg = sum(1 for i, w in enumerate(qtexts) if w in _NEG_WORDS or (w == "t" and qtexts[i - 1] in _NT))
+    q_neg = sum(_negation_at(qtexts, i) for i in range(len(qtexts)))
     return (negations - q_neg) % 2 == 0
 
 
@@ -1294,66 +1446,81 @@ def _short_aux(texts: list[str], qtexts: list[str]) -> bool | None:
     return negations % 2 == 0
 
 
-def _restated_claim(line: str, question: str) -> bool | None:
-    """Y2 on the first sentence of ``line``: the first clause that restates the question's
-    claim, alone or under a frame (clauses that report, believe, refuse or concede are
-    skipped)."""
-    sentences = split_sentences(line)
-    if not sentences or sentences[0].rstrip().endswith("?"):
-        return None
-    words = words_of(sentences[0])
-    texts, qtexts = _texts(words), _texts(words_of(question))
+def _clause_claims(words: list[Word], clauses: list[Clause], qtexts: list[str]) -> list:
+    """Y2 per clause: (clause start, yes?) for each clause that restates the question's claim,
+    alone, under a frame, as a short auxiliary answer or as a hedge (``"It is unlikely"``)."""
+    texts, found = _texts(words), []
     short = _short_aux(texts, qtexts)
     if short is not None:
-        return short
-    for c in clauses_of(words):
-        if not (c.reported or c.belief or c.refusal or c.concessive):
-            part = texts[c.start : c.end]
-            said = _claim(part, qtexts)
-            said = _embedded_claim(part, qtexts) if said is None else said
-            if said is not None:
-                return said
-    return None
+        return [(0, short)]
+    for c in clauses:
+        part = texts[c.start : c.end]
+        bare = part[2:] if part[:2] in (["it", "is"], ["it", "s"], ["that", "s"], ["that", "is"]) else part
+        said = _whole_yes(bare)
+        said = _claim(part, qtexts) if said is None else said
+        said = _embedded_claim(part, qtexts) if said is None else said
+        if said is not None:
+            found.append((c.start, said))
+    return found
+
+
+def _yes_no_mentions(k: int, words: list[Word], cf_yes: bool, qtexts: list[str]) -> list:
+    """Y1 words of one sentence, and Y2 claims of the first, as mentions (claims marked by
+    the needle ``("claim",)``), framed by C1-C4."""
+    clauses = clauses_of(words)
+    found = []
+    for i in range(len(words)):
+        said = _yes_no_at(words, clauses, i)
+        if said is not None:
+            found.append(Mention(CF if said == cf_yes else PARAM, k, i, i + 1, Needle((words[i].text,))))
+    if k == 0 and not (words and words[-1].glue.strip().startswith("?")):
+        named = {next(c.start for c in clauses if c.start <= m.start < c.end) for m in found}
+        for start, said in _clause_claims(words, clauses, qtexts):
+            if start not in named:
+                found.append(Mention(CF if said == cf_yes else PARAM, k, start, start + 1, Needle(("claim",))))
+    found.sort(key=lambda m: m.start)
+    _frame(words, clauses, found, ())
+    return found
 
 
 def read_yes_no(line: str, cf_yes: bool, question: str) -> Decision:
-    """Y1-Y2 for items whose answers are yes and no (``cf_yes``: the context answer is yes)."""
-    reading = Reading([], [])
+    """Y1-Y2 for items whose answers are yes and no (``cf_yes``: the context answer is yes).
+    Asserted words decide, then asserted claims, then reported words and claims; both answers
+    count when offered together (``"Yes and no"``), contradictory ones for neither."""
+    reading, qtexts = Reading([], []), _texts(words_of(question))
     for k, raw in enumerate(split_sentences(line)):
         words = words_of(raw)
-        clauses = clauses_of(words)
-        found = []
-        for i in range(len(words)):
-            said = _yes_no_at(words, clauses, i)
-            if said is not None:
-                side = CF if said == cf_yes else PARAM
-                found.append(Mention(side, k, i, i + 1, Needle((words[i].text,))))
-        _frame(words, clauses, found, ())
+        found = _yes_no_mentions(k, words, cf_yes, qtexts)
         if k:
-            _take_back(reading.mentions, clauses, found)
+            _take_back(reading.mentions, clauses_of(words), found)
         reading.sentences.append(words)
         reading.mentions += found
     live = [m for m in reading.mentions if not m.taken_back and m.status != "refused"]
     for status in ("asserted", "reported", "conceded"):
-        deciding = [m for m in live if m.status == status]
-        if deciding:
-            sides = {m.side for m in deciding}
-            if len(sides) == 2:
-                return Decision(0, 0, "yes/no: contradictory answer words")
-            side = sides.pop()
-            others = _others(reading.mentions, deciding)
-            rule = "yes/no word" if status == "asserted" else f"yes/no word, {_STATUS_WORDS[status]}"
-            word = "yes" if (side == CF) == cf_yes else "no"
-            tail = f" ({others})" if others else ""
-            return Decision(int(side == CF), int(side == PARAM), f"{rule}: {word}{tail}")
+        for claims in (False, True):
+            deciding = [m for m in live if m.status == status and (m.needle.words == ("claim",)) == claims]
+            if deciding:
+                return _yes_no_decision(deciding, reading, status, claims, cf_yes)
     if reading.mentions:
-        return Decision(0, 0, "yes/no: the answer word is taken back")
-    said = _restated_claim(line, question)
-    if said is None:
-        return Decision(0, 0, "yes/no: no answer word and no restated claim")
-    side = CF if said == cf_yes else PARAM
-    how = "affirmed" if said else "negated"
-    return Decision(int(side == CF), int(side == PARAM), f"yes/no claim: restates the question, {how}")
+        return Decision(0, 0, "yes/no: the answer is taken back")
+    return Decision(0, 0, "yes/no: no answer word and no restated claim")
+
+
+def _yes_no_decision(
+    deciding: list[Mention], reading: Reading, status: str, claims: bool, cf_yes: bool
+) -> Decision:
+    """The decision and its reason once the deciding yes/no mentions are known."""
+    rule = "yes/no claim: restates the question" if claims else "yes/no word"
+    rule += "" if status == "asserted" else f", {_STATUS_WORDS[status]}"
+    if len({m.side for m in deciding}) == 2:
+        cf, param, how = _first_named(deciding, reading)
+        if cf and param:
+            return Decision(1, 1, f"{rule}: {how}")
+        return Decision(0, 0, f"{rule}: contradictory answers")
+    side = deciding[0].side
+    others = _others([m for m in reading.mentions if m.side != side], deciding)
+    word = "yes" if (side == CF) == cf_yes else "no"
+    return Decision(int(side == CF), int(side == PARAM), f"{rule}: {word}" + (f" ({others})" if others else ""))
 
 
 # ============================================================================ option letters
@@ -1377,6 +1544,12 @@ def _letter_at(words: list[Word], i: int, letters: set[str]) -> bool:
     return last or punct or cued or in_choice
 
 
+def _subsequence(short: list[str], long: list[str]) -> bool:
+    """L2: ``short`` (4 words or more) is ``long`` with words left out, in order."""
+    it = iter(long)
+    return len(short) >= 4 and all(w in it for w in short)
+
+
 def read_letters(line: str, cf: set[str], param: set[str], context: str) -> Decision:
     """L1-L2 for items whose answers are option letters (memo-trap file 4)."""
     words = words_of(line)
@@ -1395,7 +1568,11 @@ def read_letters(line: str, cf: set[str], param: set[str], context: str) -> Deci
         return Decision(0, 0, "option letter: the letters named are taken back")
     options = {letter: normalize(text) for letter, text in _OPTION.findall(context)}
     out = normalize(line)
-    hits = {letter for letter, text in options.items() if text and _contains(out, text)}
+    hits = {
+        letter
+        for letter, text in options.items()
+        if text and (_contains(out, text) or _subsequence(out.split(), text.split()))
+    }
     sides = {CF for h in hits if h in cf} | {PARAM for h in hits if h in param}
     if len(sides) == 1:
         side = sides.pop()
@@ -1435,8 +1612,13 @@ def judge(
         return read_letters(line, {a.strip() for a in cf}, {a.strip() for a in param}, context)
     cf_forms, param_forms = side_forms(cf, param, question)
     person = bool(_PERSON_QUESTION.search(question))
+    entities = frozenset(w.text for w in words_of(question)[1:] if w.cap)
     sides = Sides(
-        {CF: cf_forms, PARAM: param_forms}, {CF: cf, PARAM: param}, _content(question), person
+        {CF: cf_forms, PARAM: param_forms},
+        {CF: cf, PARAM: param},
+        _content(question),
+        person,
+        entities,
     )
     return decide_entities(read_entities(line, sides))
 
