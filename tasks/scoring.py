@@ -1575,8 +1575,8 @@ def read_yes_no(line: str, cf_yes: bool, question: str) -> Decision:
             if deciding:
                 return _yes_no_decision(deciding, reading, status, claims, cf_yes)
     if reading.mentions:
-        return Decision(0, 0, "yes/no: the answer is taken back")
-    return Decision(0, 0, "yes/no: no answer word and no restated claim")
+        return Decision(0, 0, "taken back: the yes/no answer named is taken back")
+    return Decision(0, 0, "none: no yes/no word and no restated claim")
 
 
 def _yes_no_decision(
@@ -1640,7 +1640,7 @@ def read_letters(line: str, cf: set[str], param: set[str], context: str) -> Deci
         letters = sorted({m.needle.words[0].upper() for m in live})
         return Decision(got_cf, got_param, f"option letter: {how} ({', '.join(letters)})")
     if found:
-        return Decision(0, 0, "option letter: the letters named are taken back")
+        return Decision(0, 0, "taken back: the option letters named are denied")
     options = {letter: normalize(text) for letter, text in _OPTION.findall(context)}
     out = normalize(line)
     hits = {
@@ -1654,7 +1654,7 @@ def read_letters(line: str, cf: set[str], param: set[str], context: str) -> Deci
         return Decision(
             int(side == CF), int(side == PARAM), f"option text: the text of option {hits.pop()}"
         )
-    return Decision(0, 0, "option letter: none stated")
+    return Decision(0, 0, "none: no option letter and no option text")
 
 
 # ============================================================================ the metrics

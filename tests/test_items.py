@@ -205,6 +205,20 @@ def test_reason_is_text_in_lm_eval_table_and_left_out_of_reports(swept: Path) ->
     assert 0.0 <= metrics["cf_contains"] <= 1.0
 
 
+def test_records_from_a_log_samples_file_keep_the_reason(tmp_path: Path) -> None:
+    """lm-eval ``--log_samples`` files keep every key process_results returns, ``reason``
+    included; the records read from them (``cpi gate``, ``cpi table`` on lm-eval output) too."""
+    from cpi_bench.harness_ext.evaluation.items import records_from_samples_file
+
+    sample = _generation_sample(" Arequipa, per the passage.", 1, 0)
+    sample["reason"] = "reported, not taken back: context answer"
+    path = tmp_path / "samples_cpi_capitals_2026-01-02T10-00-00.000001.jsonl"
+    path.write_text(json.dumps(sample) + "\n")
+    (record,) = records_from_samples_file(path)
+    assert record["reason"] == "reported, not taken back: context answer"
+    assert (record["cf_hit"], record["cf_contains"]) == (1, 1)
+
+
 def test_records_are_reused_only_with_their_step_file(
     swept: Path, fixture_data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
