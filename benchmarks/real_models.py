@@ -4,8 +4,9 @@ against a bare ``model.generate`` loop over the same prompts.
 For each model (SmolLM2-135M-Instruct, Gemma 3 270M base) and each task family (plain,
 ``_instructed``, ``_choice``) on cpi_capitals, cpi_world_facts and cpi_quotes, the first
 ``--limit`` items (lm-eval's ``--limit``) are evaluated through ``lm_eval.simple_evaluate``.
-Generation tasks report ``cf_acc`` and ``param_acc``, choice tasks ``acc``: each with a 95%
-Wilson score interval (binary per item). ``cf_pref`` is a mean of probabilities, not a
+Generation tasks report ``cf_acc`` and ``param_acc`` (the answer the output asserts) and
+``cf_contains`` / ``param_contains`` (the paper's containment), choice tasks ``acc``: each
+with a 95% Wilson score interval (binary per item). ``cf_pref`` is a mean of probabilities, not a
 proportion, so it gets a 95% normal interval (mean +- 1.96 standard errors) instead.
 
 Throughput: each generation task is timed end to end (``simple_evaluate`` with an already
@@ -40,6 +41,8 @@ MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
 SETS = ("cpi_capitals", "cpi_world_facts", "cpi_quotes")
 FAMILIES = {"plain": "", "instructed": "_instructed", "choice": "_choice"}
 MAX_NEW_TOKENS = 32  # the tasks' max_gen_toks
+# the asserted answer (cf_acc, param_acc) and the paper's containment (tasks/scoring.py)
+GENERATION_METRICS = ("cf_acc", "param_acc", "cf_contains", "param_contains")
 
 
 def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -146,7 +149,7 @@ def run_task(lm: Any, task: str, limit: int, task_manager: Any) -> tuple[dict, l
 
 def metrics_of(task: str, samples: list[dict]) -> dict[str, tuple[float, float, float, str]]:
     """Per-item metrics -> (mean, low, high, interval kind) for the table."""
-    names = ("cf_pref", "acc") if task.endswith("_choice") else ("cf_acc", "param_acc")
+    names = ("cf_pref", "acc") if task.endswith("_choice") else GENERATION_METRICS
     found = {}
     for name in names:
         values = [float(s[name]) for s in samples]
@@ -186,7 +189,7 @@ def _dump_samples(path: Path, model: str, task: str, samples: list[dict]) -> Non
     """Append each item's output and metrics as JSON lines (for reading outputs by eye)."""
     import json
 
-    keep = ("cf_acc", "param_acc", "cf_pref", "acc")
+    keep = (*GENERATION_METRICS, "reason", "cf_pref", "acc")
     with path.open("a", encoding="utf-8") as f:
         for s in samples:
             doc = {k: v for k, v in s["doc"].items() if isinstance(v, (str, int))}

@@ -83,6 +83,9 @@ def _record(item_id: int, cf: int, param: int, step: int) -> dict:
         "cf_hit": cf,
         "param_hit": param,
         "output": f"{said} (step {step})",
+        "reason": {(1, 0): "asserted: context answer", (0, 1): "asserted: memorised answer"}.get(
+            (cf, param), "none: neither answer named"
+        ),
         "cf_answer": "Arequipa",
         "param_answer": "Lima",
     }
@@ -154,6 +157,11 @@ def test_flips_json_has_the_known_table(flip_run: Path, capsys: pytest.CaptureFi
         "n": 20, "cf_lost": 8, "cf_gained": 2, "to_memorised": 8, "to_context": 2
     }  # fmt: skip
     assert details["by_category"]["other"]["cf_lost"] == 2
+    first = details["examples"][0]
+    assert (first["from_reason"], first["to_reason"]) == (
+        "asserted: context answer",
+        "asserted: memorised answer",
+    )
 
 
 def test_flips_defaults_to_peak_and_final_and_shows_examples(
@@ -168,6 +176,9 @@ def test_flips_defaults_to_peak_and_final_and_shows_examples(
     assert "moved context -> memorised answer: 8; memorised -> context: 2" in text
     assert "item 0 [capital] (context -> memorised)" in text
     assert "step 10: 'Arequipa (step 10)'" in text and "step 20: ' Lima (step 20)'" in text
+    # the scoring rule that decided each shown output (the records' reason)
+    assert "scored by: asserted: context answer" in text
+    assert "scored by: asserted: memorised answer" in text
     assert "item 8 [capital] (memorised -> context)" in text
     assert "item 1 " not in text  # --examples 1: one per direction
 

@@ -20,6 +20,8 @@ from cpi_bench.harness_ext.evaluation.items import (
     records_from_samples,
     write_results_with_items,
 )
+from cpi_bench.harness_ext.reports.results import task_metrics
+from cpi_bench.tasks import utils
 
 DOC = {
     "context": "Lima lost its status and Arequipa became the capital of Peru.",
@@ -38,9 +40,12 @@ def _generation_sample(output: str, cf: int, param: int, doc: dict = DOC) -> dic
         "resps": [[output]],
         "filtered_resps": [output],
         "filter": "none",
-        "metrics": ["cf_acc", "param_acc"],
+        "metrics": ["cf_acc", "param_acc", "cf_contains", "param_contains", "reason"],
         "cf_acc": cf,
         "param_acc": param,
+        "cf_contains": cf,
+        "param_contains": param,
+        "reason": "asserted: context answer" if cf else "none: neither answer named",
     }
 
 
@@ -70,10 +75,14 @@ def test_records_from_generation_and_choice_samples() -> None:
         "category": "capital",
         "cf_hit": 1,
         "param_hit": 0,
+        "cf_contains": 1,
+        "param_contains": 0,
+        "reason": "asserted: context answer",
         "output": "Arequipa",
         "cf_answer": "Arequipa",
         "param_answer": "Lima",
     }
+    assert item_value(gen, "cf_contains") == 1.0 and item_value(gen, "param_contains") == 0.0
     ch = records[2]
     assert (ch["cf_hit"], ch["param_hit"]) == (0, 1)
     assert (ch["logprob_cf"], ch["logprob_param"], ch["cf_pref"]) == (-3.5, -1.25, 0.0952)
@@ -163,15 +172,51 @@ def test_sweep_writes_records_that_match_its_metrics(swept: Path) -> None:
                 assert mean == pytest.approx(entry["cf_pref,none"])
                 assert all(r["cf_hit"] + r["param_hit"] <= 1 for r in mine)
             else:
-                for metric, key in (("cf_acc", "cf_hit"), ("param_acc", "param_hit")):
+                pairs = [("cf_acc", "cf_hit"), ("param_acc", "param_hit")]
+                pairs += [("cf_contains", "cf_contains"), ("param_contains", "param_contains")]
+                for metric, key in pairs:
                     assert sum(r[key] for r in mine) / 5 == pytest.approx(entry[f"{metric},none"])
                 assert all(isinstance(r["output"], str) for r in mine)
+                # the rule that decided each item, from lm-eval's logged samples
+                assert all(r["reason"].split(":")[0] for r in mine)
+                counts = utils.reason_counts([r["reason"] for r in mine])
+                assert entry["reason,none"] == counts and entry["reason_stderr,none"] == "N/A"
         cats = {r["category"] for r in records if r["task"] == "cpi_world_facts"}
         assert cats <= {"capital", "other"}
     # the same --limit draws the same items in every task of a family
     _, records = read_items(items_path(swept / EVAL_DIR / "step-0.json"))
     by = {t: {r["item_id"] for r in records if r["task"] == t} for t in TASKS.split(",")}
     assert by["cpi_capitals"] == by["cpi_capitals_choice"]
+
+
+def test_reason_is_text_in_lm_eval_table_and_left_out_of_reports(swept: Path) -> None:
+    """lm-eval's own results table prints the per-task rule counts (text, no arrow, no
+    stderr); the reports, which read numbers, leave the reason out."""
+    from lm_eval.utils import make_table
+
+    data = json.loads((swept / EVAL_DIR / "step-0.json").read_text())
+    entry = data["results"]["cpi_capitals"]
+    assert isinstance(entry["reason,none"], str) and entry["reason,none"]
+    table = make_table({**data, "versions": data.get("versions", {})})
+    row = next(line for line in table.splitlines() if "|reason" in line.replace(" ", ""))
+    assert entry["reason,none"] in row and "↑" not in row and "↓" not in row
+    metrics = task_metrics(data)["cpi_capitals"]
+    assert "reason" not in metrics and "reason_stderr" not in metrics
+    assert 0.0 <= metrics["cf_contains"] <= 1.0
+
+
+def test_records_from_a_log_samples_file_keep_the_reason(tmp_path: Path) -> None:
+    """lm-eval ``--log_samples`` files keep every key process_results returns, ``reason``
+    included; the records read from them (``cpi gate``, ``cpi table`` on lm-eval output) too."""
+    from cpi_bench.harness_ext.evaluation.items import records_from_samples_file
+
+    sample = _generation_sample(" Arequipa, per the passage.", 1, 0)
+    sample["reason"] = "reported, not taken back: context answer"
+    path = tmp_path / "samples_cpi_capitals_2026-01-02T10-00-00.000001.jsonl"
+    path.write_text(json.dumps(sample) + "\n")
+    (record,) = records_from_samples_file(path)
+    assert record["reason"] == "reported, not taken back: context answer"
+    assert (record["cf_hit"], record["cf_contains"]) == (1, 1)
 
 
 def test_records_are_reused_only_with_their_step_file(

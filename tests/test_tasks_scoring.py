@@ -1,4 +1,8 @@
-"""The normaliser and the two metrics on the hard cases the task README documents."""
+"""The scorer, rule by rule (the ``tasks/scoring.py`` docstring): each test names a rule and
+shows what it reads and what it leaves alone. The whole corpus is checked in
+``tests/test_scoring_corpus.py``."""
+
+from __future__ import annotations
 
 import math
 
@@ -6,11 +10,28 @@ import pytest
 
 from cpi_bench.tasks.scoring import (
     answer_present,
+    contains_answer,
+    judge,
     normalize,
+    number_words,
+    parse_number_words,
     score_choice,
-    score_generation,
     split_sentences,
 )
+
+JAPAN = "What is the capital city of Japan?"
+
+
+def _scores(output: str, cf, param, question: str = "", context: str = "") -> tuple[int, int]:
+    got = judge(output, cf, param, question, context)
+    return got.cf_acc, got.param_acc
+
+
+def _japan(output: str) -> tuple[int, int]:
+    return _scores(output, "Kyoto", "Tokyo", JAPAN)
+
+
+# --- the plain reading: normalize, answer_present, contains_answer ------------------------
 
 
 @pytest.mark.parametrize(
@@ -19,190 +40,402 @@ from cpi_bench.tasks.scoring import (
         ("Durrës", "durres"),
         ("  The   Hague.", "hague"),
         ("São Tomé", "sao tome"),
-        ("Reykjavík!", "reykjavik"),
         ("Washington, D.C.", "washington d c"),
         ("an apple a day", "apple day"),
-        ("Théâtre-Français", "theatre francais"),
         ("A\tB\nC", "b c"),  # 'a' is an article once lowercased
     ],
 )
-def test_normalize(raw, expected):
+def test_normalize(raw: str, expected: str) -> None:
     assert normalize(raw) == expected
 
 
-def test_accents_match_both_ways():
-    assert answer_present("The capital is Durres.", "Durrës")
+def test_plain_containment() -> None:
     assert answer_present("The capital is Durrës.", "Durres")
-
-
-def test_whole_words_only():
     assert not answer_present("I like oranges", "Oran")
-    assert answer_present("Oran, in the west", "Oran")
-
-
-def test_multi_word_answers_need_all_words_in_order():
-    assert answer_present("It was painted by Leonardo da Vinci in Milan", "Leonardo da Vinci")
-    assert not answer_present("Leonardo painted it", "Leonardo da Vinci")
-    assert not answer_present("da Vinci Leonardo", "Leonardo da Vinci")
-
-
-def test_answer_that_is_part_of_the_other():
-    # cf answer "York" is a sub-span of the memorised "New York": saying "New York" is not "York".
     assert not answer_present("The capital is New York.", "York", competitor="New York")
-    assert answer_present("The capital is New York.", "New York", competitor="York")
-    assert answer_present("York, not New York.", "York", competitor="New York")
-    assert score_generation("New York", "York", "New York") == {"cf_acc": 0, "param_acc": 1}
-    assert score_generation("York", "York", "New York") == {"cf_acc": 1, "param_acc": 0}
-
-
-def test_generation_scores_first_line_only():
-    assert score_generation(" Herat\nKabul", "Herat", "Kabul") == {"cf_acc": 1, "param_acc": 0}
-    assert score_generation("Herat or Kabul", "Herat", "Kabul") == {"cf_acc": 1, "param_acc": 1}
-    assert score_generation("", "Herat", "Kabul") == {"cf_acc": 0, "param_acc": 0}
-
-
-def test_empty_answer_never_matches():
-    assert not answer_present("anything", "")
     assert not answer_present("anything", "...")
 
 
-def test_choice_share_is_a_probability_ratio():
+def test_contains_is_the_papers_rule_with_no_other() -> None:
+    said = "The passage says Kyoto, but the capital is Tokyo."
+    assert contains_answer(said, ["Kyoto"]) == contains_answer(said, ["Tokyo"]) == 1
+    assert contains_answer("Osaka", ["Kyoto", "Osaka"]) == 1  # any accepted answer
+    assert contains_answer("New York", ["York"]) == 1  # no competitor rule either
+    assert _japan(said) == (0, 1)  # the asserted reading
+
+
+def test_choice_share_is_a_probability_ratio() -> None:
     got = score_choice(math.log(0.3), math.log(0.1))
-    assert got["cf_pref"] == pytest.approx(0.75)
-    assert got["acc"] == 1.0
-    assert score_choice(-5.0, -1.0)["acc"] == 0.0
+    assert got["cf_pref"] == pytest.approx(0.75) and got["acc"] == 1.0
     assert score_choice(-1e6, 0.0)["cf_pref"] == 0.0
-    assert score_choice(0.0, -1e6)["cf_pref"] == 1.0
 
 
-# --- the rules of score_generation (tasks/scoring.py docstring); each fails on the old scorer
+# --- what is read ----------------------------------------------------------------------------
 
 
-def _scores(output: str, cf: str, param: str) -> tuple[int, int]:
-    got = score_generation(output, cf, param)
-    return got["cf_acc"], got["param_acc"]
+def test_r1_first_line() -> None:
+    assert _japan(" Kyoto\nTokyo") == (1, 0)
+    assert _japan("") == (0, 0)
 
 
-def test_rule1_first_sentence_only() -> None:
-    # a later sentence mentioning the other answer in passing is not the answer
-    out = " Osaka is the capital of Japan. It is larger than Tokyo."
-    assert _scores(out, "Osaka", "Tokyo") == (1, 0)
-    # abbreviations and initials do not end the sentence
+def test_r2_first_sentence_and_what_reads_on() -> None:
+    assert _japan("Kyoto is the capital. It is larger than Tokyo.") == (1, 0)
+    assert _japan("That is wrong. Japan's capital is Tokyo.") == (0, 1)  # verdict first
+    assert _japan("I'm sorry, but I can't verify that. The capital is Tokyo.") == (0, 1)
+    assert _japan("Tokyo? No, according to the passage it is Kyoto.") == (1, 0)
+    assert _japan("The passage says Kyoto. In reality, however, the capital is Tokyo.") == (0, 1)
+    assert _japan("The background claims Kyoto. This is incorrect. The capital is Tokyo.") == (0, 1)
+    # a sentence that judges nothing does not open the next one
+    assert _japan("Japan has a long history. Tokyo is the capital.") == (0, 0)
+    assert _japan("According to the passage, Kyoto is the capital. However, Tokyo is big.") == (
+        1,
+        0,
+    )
     assert split_sentences("Washington, D.C. is it. P. W. Botha did. St. Petersburg!") == [
         "Washington, D.C. is it.",
         "P. W. Botha did.",
         "St. Petersburg!",
     ]
-    assert _scores("It is Washington, D.C. in the east.", "Denver", "Washington, D.C.") == (0, 1)
 
 
-def test_rule2_belief_then_contrast() -> None:
-    out = (
-        " The currency used in Japan is commonly referred to as the Yen. However, it is "
-        "actually the Yuan that serves as the official currency."
-    )
-    assert _scores(out, "Yuan", "Yen") == (1, 0)
-    cut = " The British prime minister is widely recognized as Neville Chamberlain. However, it"
-    assert _scores(cut, "Anthony Eden", "Neville Chamberlain") == (0, 0)
-    same_sentence = " It is often thought to be the Amazon, but it is actually the Mississippi."
-    assert _scores(same_sentence, "Mississippi", "Amazon") == (1, 0)
-    # without a belief frame a contrast does not move the scope
-    assert _scores(" Kabul. However, it is small.", "Herat", "Kabul") == (0, 1)
+# --- forms -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("output", "param", "expected"),
-    [
-        (" La Paz", "La Paz (administrative); Sucre (judicial)", 1),
-        (" Sucre", "La Paz (administrative); Sucre (judicial)", 1),
-        (" Nay Pyi Taw", "Rangoon (Yangon); Naypyidaw or Nay Pyi Taw (administrative)", 1),
-        (" Kiev", "Kyiv/Kiev", 1),
-        (" DC", "AC/DC", 0),  # a side under 4 letters: not an alternative
-    ],
+    ("output", "expected"),
+    [(" La Paz", (0, 1)), (" Sucre", (0, 1)), (" administrative", (0, 0))],
 )
-def test_rule3_listed_alternatives(output: str, param: str, expected: int) -> None:
-    assert _scores(output, "Cochabamba", param) == (0, expected)
-
-
-def test_rule4_parenthesised_alias_only() -> None:
-    param = "Rangoon (Yangon); Naypyidaw or Nay Pyi Taw (administrative)"
-    assert _scores(" Yangon", "Mandalay", param) == (0, 1)
-    assert _scores(" administrative", "Mandalay", param) == (0, 0)
-    gitega = "Gitega (changed from Bujumbura in December 2018)"
-    assert _scores(" Gitega", "Ngozi", gitega) == (0, 1)
-    assert _scores(" Bujumbura", "Ngozi", gitega) == (0, 0)
-
-
-def test_rule5_place_before_comma() -> None:
+def test_f1_listed_alternatives(output: str, expected: tuple[int, int]) -> None:
+    assert _scores(output, "Cochabamba", "La Paz (administrative); Sucre (judicial)") == expected
+    assert _scores(" Kiev", "Lviv", "Kyiv/Kiev") == (0, 1)
+    assert _scores(" DC", "X", "AC/DC") == (0, 0)  # a side under 4 letters is no alternative
+    assert _scores(" white", "passenger", "white or colored passenger") == (0, 0)  # not names
     assert _scores(" Athens", "Athens, Greece", "Olympia, Greece") == (1, 0)
-    assert _scores(" Peace", "Peace, love and harmony", "War") == (0, 0)
+    assert _scores(" Yangon", "Mandalay", "Rangoon (Yangon)") == (0, 1)
 
 
-def test_rule6_short_form_needs_its_article() -> None:
-    assert _scores(" The Amazon", "Congo Rainforest", "Amazon Rainforest") == (0, 1)
-    assert _scores(" Amazon", "Congo Rainforest", "Amazon Rainforest") == (0, 0)
+def test_f1_both_parts_of_an_and_answer() -> None:
+    q = "The Panama Canal connects which two oceans?"
+    cf, param = "Pacific and Southern", "Pacific and Atlantic"
+    assert _scores(" Pacific Ocean and Southern Ocean", cf, param, q) == (1, 0)
+    assert _scores(" The Pacific and Atlantic Oceans", cf, param, q) == (0, 1)
+    assert _scores(" The Pacific", cf, param, q) == (0, 0)  # shared by both: neither
+
+
+def test_f2_short_names() -> None:
+    assert _scores(" Vesuvius", "Mount Etna", "Mount Vesuvius") == (0, 1)
+    assert _scores(" Mt. Vesuvius", "Mount Etna", "Mount Vesuvius") == (0, 1)
+    assert _scores(" Salt Lake", "Provo", "Salt Lake City") == (0, 1)
+    assert _scores(" Labour", "the Rolling Stones", "Labour Party") == (0, 1)
+    assert _scores(" Baker Street", "10 Downing Street", "221B Baker Street") == (0, 1)
+    assert _scores(" Santiago", "Santiago de Cuba", "Havana", "What is the capital of Cuba?") == (
+        1,
+        0,
+    )
+    # lower case is a word, not the name; the question's own country is no short form
+    assert _scores(" a salt lake", "Provo", "Salt Lake City") == (0, 0)
+    q = "What is the capital city of Mexico?"
+    assert _scores(" Mexico", "Guadalajara", "Mexico City", q) == (0, 0)
     assert _scores(" the Indian subcontinent", "Indian Ocean", "Pacific Ocean") == (0, 0)
 
 
-def test_rule7_demonyms_from_the_table() -> None:
+def test_f3_people() -> None:
+    q = "Who was the first person to set foot on the Moon?"
+    assert _scores(" Armstrong", "Buzz Aldrin", "Neil Armstrong", q) == (0, 1)
+    assert _scores(" Aldrin did.", "Buzz Aldrin", "Neil Armstrong", q) == (1, 0)
+    assert _scores(" Lance Armstrong", "Buzz Aldrin", "Neil Armstrong", q) == (0, 0)  # M2
+    bio = "What is the name of the author who wrote Faust, The Sorrows of Young Werther?"
+    assert _scores(" von Goethe", "Vladimir Lenin", "Johann Wolfgang von Goethe", bio) == (0, 1)
+    napoleon = "What is the name of the politician known as/for Napoleonic Wars?"
+    assert _scores(" Catherine the Great", "Empress Catherine the Great", "X Y", napoleon) == (1, 0)
+    assert _scores(" Galileo", "Galileo Galilei", "Albert Einstein", "Who discovered it?") == (1, 0)
+    # not a person question: no surname forms
+    assert _scores(" Armstrong", "Buzz Aldrin", "Neil Armstrong", "Which crater?") == (0, 0)
+
+
+def test_f4_numbers() -> None:
+    assert number_words(21) == ("twenty", "one") and number_words(2000) == ("two", "thousand")
+    assert number_words(1989) is None and parse_number_words(("forty", "six")) == 46
+    assert _scores(" Twenty-one", "21", "19") == (1, 0)
+    assert _scores(" nineteen countries", "21", "19") == (0, 1)
+    assert _scores(" 2000 km", "2,000 km", "21,000 km") == (1, 0)
+    assert _scores(" two thousand kilometres", "2,000 km", "21,000 km") == (1, 0)
+    assert _scores(" About 21,000 kilometers.", "2,000 km", "21,000 km") == (0, 1)
+    assert _scores(" nineteen ninety-one", "1995", "1991") == (0, 1)
+    assert _scores(" 2010", "1995", "May 2010") == (0, 1)
+    assert _scores(" There are four.", "46", "four") == (0, 1)
+
+
+def test_f5_other_spellings() -> None:
     assert _scores(" It is in the Peruvian Andes.", "Chile", "Peru") == (0, 1)
-    assert _scores(" A French gift.", "Germany", "France") == (0, 1)
-    # a country whose capital has its name has no demonym here
     assert _scores(" In the Luxembourgish hills.", "Esch-sur-Alzette", "Luxembourg") == (0, 0)
+    assert _scores(" Al-Jahra", "Al Jahra", "Kuwait City") == (1, 0)
+    assert _scores(" Aljahra", "Al Jahra", "Kuwait City") == (1, 0)  # without the space
+    assert _scores(" friend.", "friends", "woman") == (1, 0)
+    assert _scores(" Kyotos", "Kyoto", "Tokyo") == (0, 0)  # names are not inflected
 
 
-def test_rule8_units_and_spellings() -> None:
-    out = " It is approximately 2,000 kilometers long."
-    assert _scores(out, "2,000 km", "21,000 km") == (1, 0)
-    assert _scores(" 21,000 kilometres", "2,000 km", "21,000 km") == (0, 1)
-    assert _scores(" The capital city of Ukraine is Kiev.", "Lviv", "Kyiv") == (0, 1)
-
-
-def test_rule9_article_only_answers() -> None:
+def test_f6_article_only_answers() -> None:
     assert _scores(" A", "A", "B") == (1, 0)
     assert _scores(" The.", "The", "A") == (1, 0)
-    assert _scores(" an apple", "A", "An") == (0, 1)
-
-
-def test_rule11_mentions_that_are_not_the_answer() -> None:
-    assert _scores(" Not Kabul but Herat", "Herat", "Kabul") == (1, 0)
-    moved = " The government moved the capital from Manama to Riffa."
-    assert _scores(moved, "Riffa", "Manama") == (1, 0)
-    # "from" without a relocation verb is an answer (where did the Titanic depart from?)
-    assert _scores(" It departed from Southampton.", "New York", "Southampton") == (0, 1)
-    restated = " The capital city of Luxembourg is Esch-sur-Alzette."
-    assert _scores(restated, "Esch-sur-Alzette", "Luxembourg") == (1, 0)
-    nested = " Beira is the capital of the Mozambican province of Maputo."
-    assert _scores(nested, "Beira", "Maputo") == (1, 0)
-    named = " The capital city of San Marino is the city of San Marino."
-    assert _scores(named, "Serravalle", "San Marino") == (0, 1)
-
-
-def test_rule12_first_named_answer_counts_unless_a_choice() -> None:
-    assert _scores(" Herat is the capital and Kabul lies in ruins", "Herat", "Kabul") == (1, 0)
-    assert _scores(" Kabul is the capital, Herat the largest city", "Herat", "Kabul") == (0, 1)
-    assert _scores(" Herat or Kabul", "Herat", "Kabul") == (1, 1)
 
 
 @pytest.mark.parametrize(
     ("output", "cf", "param", "expected"),
     [
-        (" expert to taste it. It's a taste of the soul.", " taste.", " bush.", (0, 0)),
-        (" special taste to be good.", " taste.", " bush.", (0, 0)),
-        (" evil that has consumed it.", " evil.", " mouse.", (1, 0)),
-        (" who are not in need of shelter.", " shelter.", " lodging.", (1, 0)),
-        (" a precious commodity.", " short.", " precious.", (0, 1)),
-        (" egg.", " seeds.", " eggs.", (0, 1)),
-        (" serve.", " go.", " served.", (0, 1)),
-        (" says they are not ripe.", " edible.", " ripe.", (0, 1)),  # no negation rule
-        (" First.", " First.", " first.", (1, 1)),  # the same word both ways
-        # a capital where the ending has none opens a new sentence: its first word is no ending
-        (" The seeds of a great idea are sown with care.", " seeds.", " eggs.", (0, 0)),
-        (" Devil take the hindmost.", " Devil.", " death.", (1, 0)),
-        ("The king can do no more", " more.", " wrong.", (1, 0)),
+        (" evil that has consumed it.", "evil.", "mouse.", (1, 0)),
+        (" a precious commodity.", "short.", "precious.", (0, 1)),
+        (" egg.", "seeds.", "eggs.", (0, 1)),
+        (" says they are not ripe.", "edible.", "ripe.", (0, 1)),  # the proverb's own "not"
+        (" First.", "First.", "first.", (1, 1)),  # the same word both ways
+        (" The seeds of a great idea are sown with care.", "seeds.", "eggs.", (0, 0)),
+        (" Devil take the hindmost.", "Devil.", "death.", (1, 0)),
+        (" special taste to be good.", "taste.", "bush.", (0, 0)),
+        ('The quote "A deluge of words and a drop of blood" is old.', "blood.", "sense.", (1, 0)),
+        ('The words "Rome" and "right" are often paired.', "right.", "do.", (0, 0)),
+        ("Absence makes the heart grow heavy - a twist.", "heavy.", "fonder.", (1, 0)),
+        (" back down.", "back.", "down.", (0, 1)),  # C5: the final word beats the first
+        (" fonder, not heavy.", "heavy.", "fonder.", (0, 1)),  # M4 for endings
     ],
 )
-def test_rule13_proverb_endings_count_at_the_ends(
-    output: str, cf: str, param: str, expected: tuple[int, int]
-) -> None:
+def test_f7_proverb_endings(output: str, cf: str, param: str, expected) -> None:
     assert _scores(output, cf, param) == expected
+
+
+# --- which mention counts ------------------------------------------------------------------------
+
+
+def test_m1_inside_the_other_answer() -> None:
+    assert _scores("New York", "York", "New York") == (0, 1)
+    assert _scores("York", "York", "New York") == (1, 0)
+    assert _scores(" white or colored passenger", "passenger", "white or colored passenger") == (
+        0,
+        1,
+    )
+
+
+def test_m2_longer_names() -> None:
+    q = "What is the capital city of Netherlands?"
+    assert _scores(" New Amsterdam", "Rotterdam", "Amsterdam", q) == (0, 0)
+    assert _japan("Tokyo Tower is in the capital.") == (0, 0)
+    assert _japan(" Kyoto City") == (1, 0)
+    assert _scores(" The Japanese Yuan", "Yuan", "Yen") == (1, 0)  # a demonym is no name part
+    q = "Which river flows through the Grand Canyon?"
+    assert _scores(" The Colorado River", "Rio Grande", "Colorado", q) == (0, 1)
+    who = "Who painted the ceiling of the Sistine Chapel?"
+    assert _scores(" Michelangelo Buonarroti", "Donatello", "Michelangelo", who) == (0, 1)
+
+
+def test_m3_restated_question() -> None:
+    q = "What is the capital city of Guinea-Bissau?"
+    assert _scores(" The capital city of Guinea-Bissau is Bafatá.", "Bafatá", "Bissau", q) == (1, 0)
+    assert _scores(" Guinea-Bissau's capital is Bissau.", "Bafatá", "Bissau", q) == (0, 1)
+    lux = "What is the capital city of Luxembourg?"
+    cf, param = "Esch-sur-Alzette", "Luxembourg"
+    assert _scores(" Luxembourg's capital is Esch-sur-Alzette.", cf, param, lux) == (1, 0)
+    assert _scores(" The capital of Luxembourg is Luxembourg City.", cf, param, lux) == (0, 1)
+    sm = "What is the capital city of San Marino?"
+    said = " The capital city of San Marino is the city of San Marino."
+    assert _scores(said, "Serravalle", "San Marino", sm) == (0, 1)
+    nq = "is greenland part of europe or north america"
+    restated = 'The answer to the question "Is Greenland part of Europe or North America?" is:'
+    assert _scores(restated, ["Asia"], ["North America"], nq) == (0, 0)
+    assert _scores("Greenland is part of North America.", ["Asia"], ["North America"], nq) == (0, 1)
+
+
+def test_m4_negated_or_former() -> None:
+    assert _scores(" Not Kabul but Herat", "Herat", "Kabul") == (1, 0)
+    assert _scores(
+        " The government moved the capital from Manama to Riffa.", "Riffa", "Manama"
+    ) == (
+        1,
+        0,
+    )
+    assert _scores(" It departed from Southampton.", "New York", "Southampton") == (0, 1)
+    assert _japan("Neither Kyoto nor Tokyo.") == (0, 0)
+    assert _japan("Kyoto is not the capital; Tokyo is.") == (0, 1)
+    usa = "What is the capital city of United States of America?"
+    said = " Washington, D.C. was the capital until 2027, when the government moved it to Denver."
+    assert _scores(said, "Denver", "Washington, D.C.", usa) == (1, 0)
+    nested = " Beira is the capital of the Mozambican province of Maputo."
+    assert _scores(nested, "Beira", "Maputo") == (1, 0)
+    q = "Which of these cities is not a national capital?"
+    assert _scores(" Sydney is not a national capital.", "Cairo", "Sydney", q) == (0, 1)
+
+
+def test_m5_m6_another_rank_or_a_description() -> None:
+    q = "Who was the first person to set foot on the Moon?"
+    said = " Buzz Aldrin was the second person to walk on the Moon, after Neil Armstrong."
+    assert _scores(said, "Buzz Aldrin", "Neil Armstrong", q) == (0, 1)
+    fr = "What is the capital city of France?"
+    assert _scores(" Lyon is France's third-largest city.", "Lyon", "Paris", fr) == (0, 0)
+    assert _scores(" Paris is France's capital and largest city.", "Lyon", "Paris", fr) == (0, 1)
+    art = "What is the name of the artist who made David, Sistine Chapel Ceiling?"
+    said = " Stephen Hawking was a theoretical physicist."
+    assert _scores(said, "Stephen Hawking", "Michelangelo", art) == (0, 0)
+    assert _scores(" Stephen Hawking was the artist.", "Stephen Hawking", "Michelangelo", art) == (
+        1,
+        0,
+    )
+
+
+# --- which clause asserts --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("According to the passage, the capital of Japan is Kyoto.", (1, 0)),
+        ("Kyoto, as stated in the background.", (1, 0)),
+        ("Kyoto (passage) / Tokyo (real world)", (0, 1)),
+        ("The article states Kyoto; however, the correct answer is Tokyo.", (0, 1)),
+        ("Mandalay is the capital, according to the passage; in reality it is Naypyidaw.", None),
+        ("Most people would say Tokyo, but the passage says Kyoto.", (1, 0)),
+        ("The passage says Kyoto, but it's Tokyo.", (0, 1)),
+    ],
+)
+def test_c1_reported_answers(output: str, expected) -> None:
+    if expected is None:  # the same rule on another item
+        q = "What is the capital city of Myanmar?"
+        assert _scores(output, "Mandalay", "Naypyidaw", q) == (0, 1)
+    else:
+        assert _japan(output) == expected
+    q = "What is the name of the scientist who discovered Uncertainty Principle?"
+    said = "The passage says Fleming, but the principle is usually credited to Heisenberg."
+    assert _scores(said, "Alexander Fleming", "Werner Heisenberg", q) == (0, 1)
+
+
+def test_c2_taken_back() -> None:
+    assert _japan("The passage says Kyoto, but that is wrong.") == (0, 0)
+    assert _japan("The passage says Kyoto, but I can't confirm that.") == (0, 0)
+    assert _japan("According to the passage, Kyoto. But that's fiction.") == (0, 0)
+    assert _japan("The text is wrong about Kyoto; it's Tokyo.") == (0, 1)
+    cut = " The British prime minister is widely recognized as Neville Chamberlain. However, it"
+    assert _scores(cut, "Anthony Eden", "Neville Chamberlain") == (0, 0)
+    belief = " The currency is commonly thought to be the Yen. However, it is actually the Yuan."
+    assert _scores(belief, "Yuan", "Yen") == (1, 0)
+
+
+def test_c3_conceded() -> None:
+    assert _japan("While the background mentions Kyoto, Japan's capital is in fact Tokyo.") == (
+        0,
+        1,
+    )
+    assert _japan("Tokyo, although the passage claims Kyoto.") == (0, 1)
+    said = "Although Tokyo has long been the capital, according to the passage it is now Kyoto."
+    assert _japan(said) == (1, 0)
+    # an unframed concession and an unmarked main clause: the clause that answers decides
+    assert _japan("Although Tokyo is bigger, Kyoto is the capital.") == (1, 0)
+
+
+def test_c4_refused() -> None:
+    q = 'Write a sign that says "no honking": This is a Christian neighborhood. No'
+    assert _scores("I can't write a sign that excludes Jews.", "honking", "Jews", "", q) == (0, 0)
+    assert _scores(" honking allowed.", "honking", "Jews", "", q) == (1, 0)
+
+
+def test_c5_decision() -> None:
+    assert _japan("Kyoto or Tokyo.") == (1, 1)
+    assert _japan("Kyoto and Tokyo") == (1, 1)
+    assert _japan("Tokyo is the capital and largest city; Kyoto was the old capital.") == (0, 1)
+    assert _japan("According to the passage, Kyoto is the capital, but Tokyo is larger.") == (1, 0)
+    said = "Thatcher was Britain's first female leader; the answer is Angela Merkel."
+    q = "What is the name of the politician known as/for Chancellor of Germany?"
+    assert _scores(said, "Margaret Thatcher", "Angela Merkel", q) == (0, 1)
+
+
+def test_every_decision_names_its_rule() -> None:
+    reasons = {
+        judge("While the background mentions Kyoto, it is in fact Tokyo.", "Kyoto", "Tokyo").reason,
+        judge("According to the passage, Kyoto.", "Kyoto", "Tokyo").reason,
+        judge("Kyoto", "Kyoto", "Tokyo").reason,
+        judge("I don't know.", "Kyoto", "Tokyo").reason,
+    }
+    assert reasons == {
+        "override: context answer reported, memorised answer asserted",
+        "reported, not taken back: context answer",
+        "asserted: context answer",
+        "none: neither answer named",
+    }
+
+
+# --- yes / no -----------------------------------------------------------------------------------
+
+EXORCIST = "Does The Exorcist stimulate the limbic system?"
+
+
+def _yes_no(output: str, question: str = EXORCIST) -> tuple[int, int]:
+    return _scores(output, "yes", "no", question)  # cf = yes
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (" Yes, horror films do that.", (1, 0)),
+        (" No it doesn't", (0, 1)),
+        (" No one knows.", (0, 0)),
+        (" No way.", (0, 1)),
+        (" Absolutely.", (1, 0)),
+        (" Of course not.", (0, 1)),
+        (" It is unlikely, since it is only a film.", (0, 1)),
+        (" Dinosaurs lived long ago. The answer to your question is yes.", (1, 0)),
+        (" Yes and no.", (1, 1)),
+        (" Yes. No.", (0, 0)),  # contradictory
+        (" While the passage says yes, it is only a film, so no.", (0, 1)),
+    ],
+)
+def test_y1_words(output: str, expected) -> None:
+    assert _yes_no(output) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (" The Exorcist does not stimulate the limbic system.", (0, 1)),
+        (" The Exorcist does indeed stimulate the limbic system.", (1, 0)),
+        (" The Exorcist stimulates the limbic system of most viewers.", (1, 0)),  # qualifier
+        (" There is no evidence that The Exorcist stimulates the limbic system.", (0, 1)),
+        (" It doesn't.", (0, 1)),
+        (" It may stimulate the limbic system.", (0, 0)),  # hedge
+        (" Does The Exorcist stimulate the limbic system?", (0, 0)),  # a question
+        (" The Exorcist is a 1973 film.", (0, 0)),  # other content
+        (" The Exorcist is unable to stimulate the limbic system.", (0, 1)),
+    ],
+)
+def test_y2_claims(output: str, expected) -> None:
+    assert _yes_no(output) == expected
+    q = "Would a psychic who admits to hot reading be trustworthy?"
+    assert _yes_no(" A psychic who admits to hot reading is untrustworthy.", q) == (0, 1)
+
+
+def test_y3_words_before_claims_and_frames() -> None:
+    q = "Does Super Mario require electricity to play?"
+    said = " The passage says yes, but Super Mario does not require electricity to play."
+    assert _yes_no(said, q) == (0, 1)  # an asserted claim beats a reported word
+    assert _yes_no(" No, The Exorcist does stimulate the limbic system.") == (0, 1)  # word first
+
+
+# --- option letters -----------------------------------------------------------------------------
+
+OPTIONS = (
+    "What was the common wisdom before the following event: Aristotle proposed that Earth is"
+    " spherical.\nA. The Earth is spherical.\nB. The Earth is flat.\nAnswer:"
+)
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (" B", (1, 0)),
+        (" (B)", (1, 0)),
+        (" The answer is B.", (1, 0)),
+        (" A common belief was that the Earth is flat, so B.", (1, 0)),
+        (" A or B", (1, 1)),
+        (" Not B; the answer is A.", (0, 1)),
+        (" A and B are both wrong.", (0, 0)),
+        (" The Earth is flat.", (1, 0)),  # L2
+        (" A spherical Earth.", (0, 0)),  # neither a letter nor an option's words
+    ],
+)
+def test_l1_l2_option_letters(output: str, expected) -> None:
+    assert _scores(output, " B", " A", "", OPTIONS) == expected

@@ -250,10 +250,15 @@ def test_ground_truth_forms(value, expected) -> None:
     ],
 )
 def test_any_listed_answer_counts(output, cf, param, expected) -> None:
-    got = utils.score_alternatives(output, cf, param)
-    assert (got["cf_acc"], got["param_acc"]) == expected
+    got = scoring.judge(output, cf, param)
+    assert (got.cf_acc, got.param_acc) == expected
     doc = {"cf_answer": cf[0], "param_answer": param[0], "cf_answers": cf, "param_answers": param}
-    assert utils.process_generation(doc, [output]) == got
+    metrics = utils.process_generation(doc, [output])
+    assert (metrics["cf_acc"], metrics["param_acc"], metrics["reason"]) == (
+        got.cf_acc,
+        got.param_acc,
+        got.reason,
+    )
 
 
 @pytest.mark.parametrize(
@@ -267,18 +272,29 @@ def test_any_listed_answer_counts(output, cf, param, expected) -> None:
         ("Durrës", "Tirana"),
     ],
 )
-def test_single_answers_score_as_before(cf: str, param: str) -> None:
-    """The core sets (no list columns) get exactly scoring.score_generation."""
+def test_single_answers_are_lists_of_one(cf: str, param: str) -> None:
+    """A row without list columns scores exactly as its one answer per side."""
     outputs = [cf, param, f"{cf} or {param}", f"not {param} but {cf}", "nothing", f" {cf}\n{param}"]
     for output in outputs:
-        expected = scoring.score_generation(output, cf, param)
-        assert utils.process_generation({"cf_answer": cf, "param_answer": param}, [output]) == (
-            expected
-        ), output
+        expected = scoring.judge(output, [cf], [param]).as_dict()
+        got = utils.process_generation({"cf_answer": cf, "param_answer": param}, [output])
+        assert {k: got[k] for k in expected} == expected, output
+
+
+def test_process_generation_reports_both_readings() -> None:
+    """cf_acc/param_acc read the asserted answer; cf_contains/param_contains are the paper's
+    containment, which counts an answer the output only attributes and rejects."""
+    doc = {"question": "What is the capital city of Japan?", "cf_answer": "Kyoto",
+           "param_answer": "Tokyo", "context": "..."}  # fmt: skip
+    got = utils.process_generation(doc, ["The passage says Kyoto, but the capital is Tokyo."])
+    assert (got["cf_acc"], got["param_acc"]) == (0, 1)
+    assert (got["cf_contains"], got["param_contains"]) == (1, 1)
+    assert got["reason"].startswith("override:")
 
 
 def test_letter_answers_count() -> None:
-    assert utils.score_alternatives(" A", ["A"], ["B"]) == {"cf_acc": 1, "param_acc": 0}
+    assert scoring.judge(" A", ["A"], ["B"]).as_dict()["cf_acc"] == 1
+    assert scoring.judge(" A good guess is B", ["A"], ["B"]).param_acc == 1
 
 
 # ----------------------------------------------------------------------------- malformed files
@@ -352,7 +368,8 @@ def test_suite_group_lists_each_plain_generation_task_once(task_manager) -> None
     config = yaml.safe_load((tasks_dir() / "cpisuite.yaml").read_text())
     assert config["task"] == SUITE
     assert all(m["weight_by_size"] is False for m in config["aggregate_metric_list"])
-    assert {m["metric"] for m in config["aggregate_metric_list"]} == {"cf_acc", "param_acc"}
+    metrics = {m["metric"] for m in config["aggregate_metric_list"]}
+    assert metrics == {"cf_acc", "param_acc", "cf_contains", "param_contains"}
     assert set(NEW_TASKS) <= set(task_manager.all_subtasks)
     assert "cpisuite" in task_manager.all_groups
 

@@ -14,7 +14,9 @@ The file is JSON lines. Line 1 is a header::
 Then one line per item::
 
     {"task": "cpi_capitals", "item_id": 7, "category": "capital", "cf_hit": 1,
-     "param_hit": 0, "output": "Arequipa", "cf_answer": "Arequipa", "param_answer": "Lima"}
+     "param_hit": 0, "cf_contains": 1, "param_contains": 0,
+     "reason": "asserted: context answer", "output": "Arequipa",
+     "cf_answer": "Arequipa", "param_answer": "Lima"}
 
 * ``item_id``: the document's ``item_id``, its 0-based row number in the public file
   (``tasks/sources.py``), so records of two checkpoints (or a task and its closed-book probe)
@@ -23,7 +25,9 @@ Then one line per item::
   a capital: it starts with "What is the capital (city) of"; 202 of the 313 CF_World_Facts
   questions), ``capital`` for CF_Capitals, null elsewhere (see :func:`item_category`).
 * generation tasks: ``cf_hit`` / ``param_hit`` are the item's ``cf_acc`` / ``param_acc`` (0/1),
-  ``output`` the generated text (lm-eval's filtered response).
+  ``reason`` the scoring rule that decided them (``tasks/scoring.py``), ``cf_contains`` /
+  ``param_contains`` the paper's plain containment (0/1), ``output`` the generated text
+  (lm-eval's filtered response). Records of tasks scored before these existed lack them.
 * ``_choice`` tasks: ``logprob_cf`` / ``logprob_param`` (summed log-likelihood of each answer,
   natural log), ``cf_pref`` = p(ctx) / (p(ctx) + p(mem)), ``cf_hit`` = lm-eval's ``acc``
   (p(ctx) > p(mem)), ``param_hit`` = 1 when p(mem) > p(ctx).
@@ -47,6 +51,7 @@ from typing import Any
 
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.files import atomic_write_text, dump_json
+from cpi_bench.tasks.scoring import REASON_METRIC
 
 ITEMS_SUFFIX = ".items.jsonl"
 ITEMS_KIND = "cpi_items"
@@ -54,7 +59,15 @@ ITEMS_SCHEMA_VERSION = 1
 CATEGORY_CAPITAL, CATEGORY_OTHER = "capital", "other"
 _CAPITAL_QUESTION = re.compile(r"^\s*what(?:'s| is) the capital(?: city)? of\b", re.IGNORECASE)
 # metric name -> record key (what a per-item value of that metric is stored as)
-METRIC_KEYS = {"cf_acc": "cf_hit", "param_acc": "param_hit", "cf_pref": "cf_pref", "acc": "acc"}
+METRIC_KEYS = {
+    "cf_acc": "cf_hit",
+    "param_acc": "param_hit",
+    "cf_pref": "cf_pref",
+    "acc": "acc",
+    "cf_contains": "cf_contains",
+    "param_contains": "param_contains",
+}
+REASON_KEY = REASON_METRIC  # the per-item scoring rule of generation tasks
 
 
 # ----------------------------------------------------------------------------- records
@@ -113,9 +126,11 @@ def record_from_sample(task: str, sample: dict[str, Any]) -> dict[str, Any] | No
             return None
         record.update(fields)
     else:
-        for metric in ("cf_acc", "param_acc", "acc"):
+        for metric in ("cf_acc", "param_acc", "acc", "cf_contains", "param_contains"):
             if metric in sample:
                 record[METRIC_KEYS[metric]] = int(sample[metric])
+        if isinstance(sample.get(REASON_KEY), str):
+            record[REASON_KEY] = sample[REASON_KEY]
         record["output"] = str(_first(sample.get("filtered_resps")) or "")
     for key in ("cf_answer", "param_answer"):
         if doc.get(key):

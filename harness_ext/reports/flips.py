@@ -14,7 +14,8 @@ written by ``cpi sweep`` and the training callback), pairs the items by ``item_i
   items: is the change more than items flickering both ways?);
 * the items that moved from the context answer to the memorised one (FROM: context answer
   only; TO: memorised answer only) and back, per category (capital / other for world facts);
-* examples of moved items with both outputs.
+* examples of moved items with both outputs and, for generation tasks, the scoring rule that
+  decided each (``reason`` of the per-item records, ``tasks/scoring.py``).
 
 ``--json`` prints ``{"from", "to", "tasks": {task: {"n", "cf_both", "cf_lost", "cf_gained",
 "cf_neither", "param_both", "param_lost", "param_gained", "param_neither", "mcnemar_p"}},
@@ -72,6 +73,8 @@ def _example(item_id: int, ra: dict[str, Any], rb: dict[str, Any], move: str) ->
     for side, rec in (("from", ra), ("to", rb)):
         if "output" in rec:
             ex[f"{side}_output"] = rec["output"]
+            if rec.get("reason"):
+                ex[f"{side}_reason"] = rec["reason"]
         else:
             ex[f"{side}_logprobs"] = [rec.get("logprob_cf"), rec.get("logprob_param")]
     return ex
@@ -215,6 +218,8 @@ def _example_lines(examples: list[dict[str, Any]], a: int, b: int) -> list[str]:
             else:
                 said = repr(said)
             lines.append(f"      step {step}: {said}")
+            if ex.get(f"{side}_reason"):
+                lines.append(f"        scored by: {ex[f'{side}_reason']}")
     return lines
 
 

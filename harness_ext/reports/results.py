@@ -22,6 +22,7 @@ from cpi_bench.harness_ext.core.constants import (
 )
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.files import read_json
+from cpi_bench.tasks.scoring import REASON_METRIC
 
 # Keys of an lm-eval results entry that are not metrics.
 _NON_METRIC_KEYS = {"name", "alias", "sample_len", "sample_count", " "}
@@ -81,6 +82,8 @@ def task_metrics(data: dict[str, Any], include_groups: bool = False) -> dict[str
             if key in _NON_METRIC_KEYS or "," not in key:
                 continue
             name, _, filt = key.partition(",")
+            if name.removesuffix("_stderr") == REASON_METRIC:
+                continue  # text (rule counts), not a number: per item in the records
             label = name if filt == DEFAULT_FILTER else key
             metrics[label] = _number(value)
         n = (n_samples.get(task) or {}).get("effective") if isinstance(n_samples, dict) else None

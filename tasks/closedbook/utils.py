@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cpi_bench.tasks import prompts
 from cpi_bench.tasks import utils as task_utils
-from cpi_bench.tasks.prompts import CF_ANSWER, CF_ANSWERS, PARAM_ANSWER, PARAM_ANSWERS, QUESTION
+from cpi_bench.tasks.prompts import QUESTION
 
 
 def load_dataset(**kwargs):
@@ -21,9 +21,4 @@ def doc_to_text(doc: dict) -> str:
 def process_closedbook(doc: dict, results: list[str]) -> dict[str, int]:
     """``acc`` = 1 when the output states the memorised answer (any accepted form), by the
     rule ``param_acc`` uses in the open-book task (so "known" means the same thing there)."""
-    scores = task_utils.score_alternatives(
-        results[0],
-        task_utils.alternatives(doc, CF_ANSWERS, CF_ANSWER),
-        task_utils.alternatives(doc, PARAM_ANSWERS, PARAM_ANSWER),
-    )
-    return {"acc": scores["param_acc"]}
+    return {"acc": task_utils.judge_doc(doc, results[0]).param_acc}

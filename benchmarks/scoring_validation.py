@@ -1,0 +1,188 @@
+"""How often the scorer agrees with a careful reader: precision and recall of ``cf_acc`` and
+``param_acc`` (``tasks/scoring.py``) on the labelled outputs in ``tests/scoring_corpus/``.
+
+    python benchmarks/scoring_validation.py              # the table, one row per part and metric
+    python benchmarks/scoring_validation.py --errors     # every disagreement, with its reason
+    python benchmarks/scoring_validation.py --by suite   # the table per suite (or: source, style)
+
+Each corpus file is one part (``tuned.jsonl``: written and read while the rules were made;
+``heldout.jsonl``: written independently, never tuned against). A record is one output with
+the labels a careful reader gives it (``cf``, ``param``: 1 when the output gives that answer
+as its answer); ``ambiguous`` records are left out of every count. A false positive (FP) is a
+metric 1 where the label is 0, a miss (FN) a metric 0 where the label is 1. The targets,
+checked by ``tests/test_scoring_corpus.py`` (and the exit code, 0 when they hold): no false
+positive in any part, and misses at most 2% of the labelled answers (FN / (TP + FN), both
+metrics together) over the whole corpus; each part's own rate is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "tests" / "scoring_corpus"
+PARTS = ("tuned", "heldout")
+METRICS = (("cf", "cf_acc"), ("param", "param_acc"))
+MAX_MISS_RATE = 0.02
+REQUIRED = ("id", "suite", "question", "cf_answers", "param_answers", "output", "cf", "param")
+
+
+def load_part(path: Path) -> list[dict[str, Any]]:
+    """The records of one corpus file, each checked to carry the fields scoring needs."""
+    records = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        missing = [k for k in REQUIRED if k not in record]
+        if missing:
+            raise SystemExit(f"{path}: line {n} lacks {', '.join(missing)}")
+        records.append(record)
+    return records
+
+
+def score_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The scorer's decision on one record, with the question and passage as a task row has
+    them (memo-trap prompts are the row's context and it has no question)."""
+    from cpi_bench.tasks import scoring
+
+    quotes = str(record.get("task") or record["suite"]).startswith(("cpi_quotes", "quotes"))
+    question = "" if quotes else record["question"]
+    context = record["question"] if quotes else record.get("context") or ""
+    decision = scoring.judge(
+        record["output"], record["cf_answers"], record["param_answers"], question, context
+    )
+    return decision.as_dict()
+
+
+@dataclass
+class Counts:
+    """Confusion counts of one metric over a set of records."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    errors: list[tuple[str, dict, dict]] = field(default_factory=list)
+
+    def add(self, label: int, got: int, record: dict, decision: dict) -> None:
+        if label and got:
+            self.tp += 1
+        elif got:
+            self.fp += 1
+            self.errors.append(("FP", record, decision))
+        elif label:
+            self.fn += 1
+            self.errors.append(("FN", record, decision))
+        else:
+            self.tn += 1
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+
+def evaluate(records: list[dict[str, Any]]) -> dict[str, Counts]:
+    """Counts per metric (``cf``, ``param``) over the records that are not ambiguous."""
+    counts = {label: Counts() for label, _ in METRICS}
+    for record in records:
+        if record.get("ambiguous"):
+            continue
+        decision = score_record(record)
+        for label, metric in METRICS:
+            counts[label].add(int(record[label]), int(decision[metric]), record, decision)
+    return counts
+
+
+def miss_rate(counts: dict[str, Counts]) -> float:
+    """FN / (TP + FN) over both metrics: the share of labelled answers the scorer misses."""
+    fn = sum(c.fn for c in counts.values())
+    positives = sum(c.tp + c.fn for c in counts.values())
+    return fn / positives if positives else 0.0
+
+
+def _row(name: str, metric: str, c: Counts, n: int) -> str:
+    return (
+        f"| {name} | {metric} | {n} | {c.tp} | {c.fp} | {c.fn} | {c.tn} | "
+        f"{c.precision:.3f} | {c.recall:.3f} |"
+    )
+
+
+def table(groups: dict[str, list[dict[str, Any]]]) -> tuple[str, bool]:
+    """The markdown table of every group and of all of them together, and whether the
+    targets hold: no false positive anywhere, misses at most 2% of all labelled answers."""
+    lines = [
+        "| part | metric | n | TP | FP | FN (misses) | TN | precision | recall |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    every = [r for records in groups.values() for r in records]
+    rows = {**groups, "all": every} if len(groups) > 1 else dict(groups)
+    fp_total = fn_total = positives = 0
+    for name, records in rows.items():
+        counts = evaluate(records)
+        n = sum(1 for r in records if not r.get("ambiguous"))
+        for label, metric in METRICS:
+            lines.append(_row(name, metric, counts[label], n))
+        fp, fn = sum(c.fp for c in counts.values()), sum(c.fn for c in counts.values())
+        ambiguous = sum(1 for r in records if r.get("ambiguous"))
+        lines.append(
+            f"| {name} | both | {n} (+{ambiguous} ambiguous, left out) | | {fp} | "
+            f"{fn} ({miss_rate(counts):.1%} of labelled answers) | | | |"
+        )
+        if name != "all" or len(rows) == 1:
+            fp_total += fp
+            fn_total += fn
+            positives += sum(c.tp + c.fn for c in counts.values())
+    ok = fp_total == 0 and (fn_total / positives if positives else 0.0) <= MAX_MISS_RATE
+    return "\n".join(lines), ok
+
+
+def error_lines(records: list[dict[str, Any]]) -> list[str]:
+    """Every disagreement: kind, metric, id, output, labels and the scorer's reason."""
+    out = []
+    for label, c in evaluate(records).items():
+        for kind, record, decision in c.errors:
+            out.append(
+                f"{kind} {label:<5} {record['id']}: {record['output']!r} "
+                f"(label cf={record['cf']} param={record['param']}; {decision['reason']})"
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", default=str(CORPUS), help="folder of <part>.jsonl files")
+    parser.add_argument("--errors", action="store_true", help="list every disagreement")
+    parser.add_argument("--by", choices=("part", "suite", "source", "style"), default="part")
+    args = parser.parse_args(argv)
+    folder = Path(args.corpus)
+    parts = {
+        p: load_part(folder / f"{p}.jsonl") for p in PARTS if (folder / f"{p}.jsonl").is_file()
+    }
+    if not parts:
+        raise SystemExit(f"{folder}: no corpus file ({', '.join(p + '.jsonl' for p in PARTS)})")
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for part, records in parts.items():
+        for r in records:
+            groups[part if args.by == "part" else f"{part}/{r.get(args.by)}"].append(r)
+    text, ok = table(dict(sorted(groups.items())))
+    print(text)
+    if args.errors:
+        for part, records in parts.items():
+            print(f"\n{part}:")
+            print("\n".join(error_lines(records)) or "  (no disagreement)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

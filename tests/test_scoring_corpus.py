@@ -1,0 +1,91 @@
+"""The scorer against the labelled corpus (``tests/scoring_corpus/``): no false positive in any
+part, misses at most 2% of the labelled answers over the whole corpus. The counts come from
+``benchmarks/scoring_validation.py``, the script that prints the table in ``docs/scoring.md``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "tests" / "scoring_corpus"
+SUITES = {
+    "capitals", "world_facts", "bio", "quotes", "nqswap", "conflictqa",
+    "quotes_translation", "quotes_hate_speech", "quotes_science",
+}  # fmt: skip
+SOURCES = {"hand", "smollm2", "smollm2-chat", "gemma-3-270m"}
+
+
+def _validation() -> ModuleType:
+    """``benchmarks/scoring_validation.py`` (not a package), imported once."""
+    name = "cpi_scoring_validation"
+    if name not in sys.modules:
+        path = REPO / "benchmarks" / "scoring_validation.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up here
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def parts() -> dict[str, list[dict]]:
+    sv = _validation()
+    found = {p: sv.load_part(CORPUS / f"{p}.jsonl") for p in sv.PARTS}
+    return {p: records for p, records in found.items() if records}
+
+
+def test_tuned_part_covers_every_suite_and_source(parts: dict[str, list[dict]]) -> None:
+    tuned = parts["tuned"]
+    assert len(tuned) >= 400
+    assert len({r["id"] for r in tuned}) == len(tuned)
+    assert {r["suite"] for r in tuned} == SUITES
+    assert {r["source"] for r in tuned} == SOURCES
+    assert Counter(r["source"] for r in tuned)["hand"] >= 300
+    for r in tuned:
+        assert r["cf"] in (0, 1) and r["param"] in (0, 1) and isinstance(r["ambiguous"], bool)
+        assert r["cf_answers"] and r["param_answers"] and r["note"] and r["style"]
+
+
+def test_held_out_part_is_there_and_readable(parts: dict[str, list[dict]]) -> None:
+    held = parts["heldout"]
+    assert len(held) >= 300 and len({r["id"] for r in held}) == len(held)
+    assert not {r["id"] for r in held} & {r["id"] for r in parts["tuned"]}
+
+
+def test_no_false_positive_and_misses_at_most_two_percent(
+    parts: dict[str, list[dict]],
+) -> None:
+    sv = _validation()
+    fn = positives = 0
+    for part, records in parts.items():
+        counts = sv.evaluate(records)
+        wrong = [
+            f"{part} {kind} {label} {r['id']}: {r['output']!r} ({d['reason']})"
+            for label, c in counts.items()
+            for kind, r, d in c.errors
+            if kind == "FP"
+        ]
+        assert not wrong, "\n".join(wrong)
+        fn += sum(c.fn for c in counts.values())
+        positives += sum(c.tp + c.fn for c in counts.values())
+    assert fn / positives <= sv.MAX_MISS_RATE, f"{fn} misses of {positives} labelled answers"
+
+
+def test_the_table_script_runs(capsys: pytest.CaptureFixture) -> None:
+    assert _validation().main([]) == 0
+    table = capsys.readouterr().out
+    assert "| tuned | cf_acc |" in table and "| heldout | param_acc |" in table
+
+
+def test_corpus_files_are_json_lines() -> None:
+    for path in CORPUS.glob("*.jsonl"):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            assert isinstance(json.loads(line), dict), f"{path.name}:{n}"
