@@ -1,19 +1,22 @@
 """Benchmark: ``cpi sweep`` against the naive one-``lm_eval``-per-checkpoint loop.
 
-    python benchmarks/bench_sweep.py                     # 7 tiny models, full and LoRA runs
-    python benchmarks/bench_sweep.py --models 7 --limit 10 --threads 1
+    python benchmarks/bench_sweep.py --threads 1                 # K = 7 models, full and LoRA
+    python benchmarks/bench_sweep.py --models 7,20 --threads 1   # K = 7 and K = 20, one call
 
-Builds two tiny runs in a temporary folder (a full-finetune run and a LoRA run over the same
-base: step 0 plus ``--models - 1`` checkpoints each), then measures, in this one invocation:
+For each K in ``--models``, builds two tiny runs in a temporary folder (a full-finetune run and
+a LoRA run over the same base: step 0 plus K - 1 checkpoints each), then measures, in this one
+invocation:
 
 * the naive loop: ``lm_eval --model hf --model_args pretrained=CKPT ...`` once per model
   (LoRA: ``pretrained=BASE,peft=CKPT,tokenizer=CKPT``), each a fresh process;
 * ``cpi sweep RUN`` on the same checkpoints, tasks, limit and batch size, one process.
 
 Every metric of every task and step must be identical (exact float equality) between the two;
-the script exits 1 otherwise. It prints the wall-clock times and their ratio, for the full run
-and the LoRA run. Reads the cpi task data from ``--data_dir`` / ``CPI_DATA_DIR``; without
-either it writes small synthetic files in the public schemas (testing/public_fixtures.py).
+the script exits 1 otherwise. It prints the wall-clock times and their ratio per K and run,
+the number of metric values compared, and the machine's load average (1/5/15 min) before
+and after, since other jobs change wall times. Reads the cpi task data from ``--data_dir`` /
+``CPI_DATA_DIR``; without either it writes small synthetic files in the public schemas
+(testing/public_fixtures.py).
 """
 
 from __future__ import annotations
@@ -112,8 +115,8 @@ def sweep(run: Path, args: argparse.Namespace) -> float:
     return _run(cmd, _env(args))
 
 
-def compare(naive: dict[int, Path], run: Path, tasks: list[str]) -> list[str]:
-    """Differences between the naive results and the sweep's per-step files (empty: equal)."""
+def compare(naive: dict[int, Path], run: Path, tasks: list[str]) -> tuple[list[str], int]:
+    """(differences between the naive results and the sweep's step files, values compared)."""
     problems = []
     n_values = 0
     for step, path in sorted(naive.items()):
@@ -134,18 +137,18 @@ def compare(naive: dict[int, Path], run: Path, tasks: list[str]) -> list[str]:
         f"  compared {n_values} metric values over {len(naive)} models: "
         f"{'identical' if not problems else f'{len(problems)} differ'}"
     )
-    return problems
+    return problems, n_values
 
 
-def main() -> int:
+def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--models",
-        type=int,
-        default=7,
-        help="models per run, base included (default 7: base + 6 checkpoints)",
+        default="7",
+        help="models per run, base included, comma-separated for several settings in one "
+        "call (default 7: base + 6 checkpoints; 7,20 also measures K = 20)",
     )
     parser.add_argument("--tasks", default=DEFAULT_TASKS, help="comma-separated cpi tasks")
     parser.add_argument("--limit", type=int, default=10, help="items per task")
@@ -170,6 +173,50 @@ def main() -> int:
     )
     parser.add_argument("--skip_lora", action="store_true", help="only the full-finetune run")
     args = parser.parse_args()
+    args.ks = [int(k) for k in args.models.split(",") if k.strip()]
+    if not args.ks or min(args.ks) < 2:
+        parser.error("--models: give whole numbers >= 2 (base + at least one checkpoint)")
+    return args
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return (
+        f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min), {os.cpu_count()} CPUs"
+    )
+
+
+def measure(k: int, work: Path, base: Path, args: argparse.Namespace) -> list[tuple]:
+    """Both runs of one K: [(K, run kind, naive s, sweep s, values compared, identical)]."""
+    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+
+    steps = [2 * i for i in range(1, k)]
+    kinds = ["full"] if args.skip_lora else ["full", "lora"]
+    print(f"[K={k}] building tiny runs in {work}: base + checkpoints {steps}", flush=True)
+    out = []
+    for kind in kinds:
+        run = build_tiny_run(work / f"{kind}-{k}", steps=steps, finetune=kind, base_dir=base)
+        print(f"[K={k} {kind}] naive loop: {k} x lm_eval ... ({_load()})", flush=True)
+        t_naive, files = naive_loop(
+            run, base, [0, *steps], kind == "lora", work / f"naive-{kind}-{k}", args
+        )
+        print(f"[K={k} {kind}] cpi sweep ...", flush=True)
+        t_sweep = sweep(run, args)
+        problems, n_values = compare(files, run, args.tasks.split(","))
+        for p in problems[:20]:
+            print("   ", p)
+        print(
+            f"[K={k} {kind}] naive {t_naive:.1f} s ({t_naive / k:.1f} s/model), "
+            f"sweep {t_sweep:.1f} s ({t_sweep / k:.1f} s/model): "
+            f"{t_naive / t_sweep:.1f}x faster",
+            flush=True,
+        )
+        out.append((k, kind, t_naive, t_sweep, n_values, not problems))
+    return out
+
+
+def main() -> int:
+    args = _parse()
     if args.data_dir is None:
         from cpi_bench.harness_ext.testing.public_fixtures import write_fixture_data
 
@@ -177,52 +224,24 @@ def main() -> int:
     if not args.data_dir.is_dir():
         sys.exit(f"no task data at {args.data_dir}; set CPI_DATA_DIR or --data_dir")
     os.environ["CPI_DATA_DIR"] = str(args.data_dir)
-
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
-
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_sweep_"))
-    steps = [2 * i for i in range(1, args.models)]
-    tasks = args.tasks.split(",")
-    print(f"building tiny runs in {work}: base + checkpoints {steps}")
-    base = work / "base"
-    runs = {"full": build_tiny_run(work / "full", steps=steps, finetune="full", base_dir=base)}
-    if not args.skip_lora:
-        runs["lora"] = build_tiny_run(work / "lora", steps=steps, finetune="lora", base_dir=base)
     print(
         f"tasks {args.tasks}, limit {args.limit}, batch size {args.batch_size}, "
-        f"OMP_NUM_THREADS={args.threads or 'unset'}, {os.cpu_count()} CPUs"
+        f"OMP_NUM_THREADS={args.threads or 'unset'}; at start: {_load()}"
     )
-
-    failed = False
-    times: dict[str, tuple[float, float]] = {}
-    for kind, run in runs.items():
-        print(f"[{kind}] naive loop: {args.models} x lm_eval ...", flush=True)
-        t_naive, files = naive_loop(
-            run, base, [0, *steps], kind == "lora", work / f"naive-{kind}", args
-        )
-        print(f"[{kind}] cpi sweep ...", flush=True)
-        t_sweep = sweep(run, args)
-        problems = compare(files, run, tasks)
-        for p in problems[:20]:
-            print("   ", p)
-        failed |= bool(problems)
-        times[kind] = (t_naive, t_sweep)
+    results = []
+    for k in args.ks:
+        results += measure(k, work, work / "base", args)
+    print(f"\nsummary (wall-clock seconds, one invocation; at end: {_load()})")
+    print("| K (models) | run | naive lm_eval loop | cpi sweep | speed-up | metric values |")
+    print("|---:|---|---:|---:|---:|---|")
+    for k, kind, t_naive, t_sweep, n_values, same in results:
         print(
-            f"[{kind}] naive {t_naive:.1f} s ({t_naive / args.models:.1f} s/model), "
-            f"sweep {t_sweep:.1f} s ({t_sweep / args.models:.1f} s/model): "
-            f"{t_naive / t_sweep:.1f}x faster",
-            flush=True,
+            f"| {k} | {kind} | {t_naive:.1f} ({t_naive / k:.1f}/model) | {t_sweep:.1f} "
+            f"({t_sweep / k:.1f}/model) | {t_naive / t_sweep:.1f}x | {n_values}, "
+            f"{'all identical' if same else 'DIFFER'} |"
         )
-
-    print("\nsummary (wall-clock seconds, one invocation)")
-    print("| run | models | naive lm_eval loop | cpi sweep | speed-up |")
-    print("|---|---:|---:|---:|---:|")
-    for kind, (t_naive, t_sweep) in times.items():
-        print(
-            f"| {kind} | {args.models} | {t_naive:.1f} | {t_sweep:.1f} | {t_naive / t_sweep:.1f}x |"
-        )
-    if "lora" in times:
-        print(f"full vs LoRA sweep: {times['full'][1]:.1f} s vs {times['lora'][1]:.1f} s")
+    failed = not all(r[-1] for r in results)
     print("metrics identical: " + ("NO" if failed else "yes"))
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)

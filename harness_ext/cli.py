@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "harness_ext.reports.gate",
         "exit 1 when a candidate's counterfactual accuracy drops too far",
     ),
+    "export": (
+        "harness_ext.reports.export",
+        "write a results file as the Hugging Face Hub's .eval_results/ YAML",
+    ),
 }
 
 

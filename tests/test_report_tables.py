@@ -140,6 +140,7 @@ def test_run_reports_and_table_formats(
         "inversion.md",
         "inversion.csv",
         "inversion.png",
+        "inversion.html",
     ]
     md = (tmp_path / "inversion.md").read_text()
     assert "| 200 | 65.0 ± " in md and "peak 65.0% at step 200" in md

@@ -106,20 +106,9 @@ def check_config_file(argv: list[str], parser: Any) -> None:
 
 def _read_yaml(path: Path) -> Any:
     """The parsed YAML file; syntax errors name the line and column."""
-    import yaml
+    from cpi_bench.harness_ext.core.files import read_yaml
 
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise CPIError(f"--config {path} is not UTF-8 text; re-save it as UTF-8") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
-        raise CPIError(
-            f"--config {path}{where} is not valid YAML ({problem}); fix it: one "
-            "'option: value' per line"
-        ) from None
+    return read_yaml(path, "--config", "fix it: one 'option: value' per line")
 
 
 def check_args(script_args: Any, config: Any, model_args: Any) -> None:
@@ -494,15 +483,17 @@ def run_identity_from_args(script_args: Any, config: Any, model_args: Any) -> di
 
 def _older_run_folder(resuming: bool) -> Any:
     """What a non-empty --output_dir without the ``.cpi_owner`` marker may hold and still be
-    cpi's: a run folder of an older cpi train (cpi_run.json), or, when resuming, the
-    checkpoints of a run killed before its manifest (plus what cpi sweep wrote)."""
+    cpi's: what a ``cpi sweep --follow`` started first has written (run_folder.SWEEP_OUTPUTS),
+    a run folder of an older cpi train (cpi_run.json), or, when resuming, the checkpoints of
+    a run killed before its manifest (plus the sweep's files)."""
 
     def ours(folder: Path) -> bool:
         if run_folder.manifest_path(folder).is_file():
             return True
         names = [e.name for e in folder.iterdir() if not e.name.startswith(".cpi")]
-        return resuming and all(
-            run_folder.is_checkpoint_name(n) or n in run_folder.SWEEP_OUTPUTS for n in names
+        return all(
+            n in run_folder.SWEEP_OUTPUTS or (resuming and run_folder.is_checkpoint_name(n))
+            for n in names
         )
 
     return ours

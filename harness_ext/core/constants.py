@@ -20,6 +20,10 @@ INVERSION_JSON = "inversion.json"
 INVERSION_MD = "inversion.md"
 INVERSION_CSV = "inversion.csv"
 INVERSION_PNG = "inversion.png"
+INVERSION_HTML = "inversion.html"  # the same report as one self-contained page
+# Every report a sweep writes into a run folder (and a new run there replaces).
+RUN_REPORTS = (INVERSION_JSON, INVERSION_MD, INVERSION_CSV, INVERSION_PNG, INVERSION_HTML)
+HTML_GENERATOR = "cpi-bench"  # <meta name="generator">: marks the HTML pages cpi writes
 
 # ----------------------------------------------------------------------------- tasks, metrics
 DEFAULT_TASKS = ("cpi",)  # the group over the four core generation tasks

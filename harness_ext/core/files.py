@@ -140,6 +140,27 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise CPIError(f"{path}: cannot read ({err.strerror or err})") from None
 
 
+def read_yaml(path: str | os.PathLike, flag: str, fix: str) -> Any:
+    """Parse a YAML file a user gave with ``flag`` or raise :class:`CPIError` naming it (and
+    the line and column of a syntax error); ``fix`` says how to repair a malformed file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CPIError(f"{flag} {path}: no such file (check the path)") from None
+    except UnicodeDecodeError:
+        raise CPIError(f"{flag} {path} is not UTF-8 text; re-save it as UTF-8") from None
+    except OSError as err:
+        raise CPIError(f"{flag} {path}: cannot read ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
+        raise CPIError(f"{flag} {path}{where} is not valid YAML ({problem}); {fix}") from None
+
+
 # ----------------------------------------------------------------------------- fingerprints
 
 _memo: dict[tuple[str, int, int, int, int], str] = {}
@@ -270,6 +291,21 @@ def _holder(folder: Path, wait: float = 1.0) -> str:
             time.sleep(0.05)
 
 
+def _lock_marker(fd: int, folder: Path, flag: str, shared: bool) -> None:
+    """flock the marker (shared or exclusive, never waiting) or raise naming the holder."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        raise CPIError(
+            f"{flag} {folder}: in use by {_holder(folder)}; wait for it to finish or "
+            "choose another folder"
+        ) from None
+
+
 @contextlib.contextmanager
 def claim_output_dir(
     folder: str | os.PathLike,
@@ -277,20 +313,21 @@ def claim_output_dir(
     flag: str = "--out",
     ours: Callable[[Path], bool] | None = None,
     details: dict[str, Any] | None = None,
+    shared: bool = False,
 ) -> Iterator[Path]:
     """Make ``folder`` this command's to write in, for as long as the ``with`` block runs.
 
     The one claim of every command that writes a folder (cpi train, demo, theory,
-    tiny-model, models fetch): the folder must be absent, empty, carry the ``.cpi_owner``
-    marker, or be ``ours`` (see :func:`check_claimable`); it is created with the marker, and
-    the marker is held under an exclusive ``flock`` until the block ends. So of two commands
-    started at the same moment on one folder exactly one proceeds; the other raises
-    :class:`CPIError` naming the folder and the holder (exit 2). The OS drops the lock when
-    its holder dies, however it dies. Command-specific checks of the folder's contents
-    belong inside the block, where no other command can change them.
+    tiny-model, models fetch, sweep --out): the folder must be absent, empty, carry the
+    ``.cpi_owner`` marker, or be ``ours`` (see :func:`check_claimable`); it is created with
+    the marker, and the marker is held under an exclusive ``flock`` until the block ends. So
+    of two commands started at the same moment on one folder exactly one proceeds; the other
+    raises :class:`CPIError` naming the folder and the holder (exit 2). The OS drops the lock
+    when its holder dies, however it dies. Command-specific checks of the folder's contents
+    belong inside the block, where no other command can change them. ``shared``: commands
+    built to share a folder (sweeps, which split the steps through their own locks) hold it
+    together, and only exclusive claimants are refused while they do.
     """
-    import fcntl
-
     folder = check_claimable(folder, flag, ours)
     created = False
     try:
@@ -301,18 +338,12 @@ def claim_output_dir(
         fd = _open_marker(folder, command, details)
     except OSError as err:
         raise CPIError(f"{flag} {folder}: cannot write there ({err.strerror or err})") from None
+    note = folder / CLAIM_NOTE
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            raise CPIError(
-                f"{flag} {folder}: in use by {_holder(folder)}; wait for it to finish or "
-                "choose another folder"
-            ) from None
+        _lock_marker(fd, folder, flag, shared)
         check_writable(folder, flag)
-        atomic_write_json(folder / CLAIM_NOTE, {"command": command, "pid": os.getpid()})
+        if not shared:
+            atomic_write_json(note, {"command": command, "pid": os.getpid()})
         try:
             yield folder
         except BaseException:
@@ -320,8 +351,9 @@ def claim_output_dir(
                 shutil.rmtree(folder, ignore_errors=True)  # leave no empty folder behind
             raise
         finally:
-            with contextlib.suppress(OSError):
-                (folder / CLAIM_NOTE).unlink()  # still locked: the note is ours
+            if not shared:
+                with contextlib.suppress(OSError):
+                    note.unlink()  # still locked: the note is ours
     finally:
         os.close(fd)
 

@@ -99,7 +99,7 @@ def _index_shards(index: Path) -> list[Path]:
     try:
         data = json.loads(index.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{index.name} is not readable JSON ({err})") from None
+        raise ValueError(f"unreadable {index.name} ({err})") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise ValueError(f"{index.name} has no weight_map")

@@ -26,15 +26,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cpi_bench.harness_ext.core import model_files
 from cpi_bench.harness_ext.core.constants import (
     ADAPTER_CONFIG,
     CHECKPOINT_PREFIX,
     EVAL_DIR,
-    INVERSION_CSV,
-    INVERSION_JSON,
-    INVERSION_MD,
-    INVERSION_PNG,
     RUN_MANIFEST,
+    RUN_REPORTS,
 )
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.files import atomic_write_json, read_json
@@ -44,6 +42,16 @@ MANIFEST_NAME = RUN_MANIFEST
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 STATUSES = (RUNNING, FINISHED, FAILED)
 FINETUNE_MODES = ("full", "lora", "qk")
+
+# What ``cpi sweep`` writes into a run folder, possibly while ``cpi train`` is writing it
+# (``cpi sweep RUN --follow``): the trainer's output-dir claim accepts these names as not its
+# own and never takes them for someone else's files.
+SWEEP_OUTPUTS = (EVAL_DIR, *RUN_REPORTS)
+
+# HF Trainer (and TRL, axolotl, LLaMA-Factory, which save through it) writes this file last
+# into checkpoint-N, after the weights, optimizer and RNG states: its presence with
+# ``global_step`` N says the checkpoint is finished (core/model_files.py owns the name).
+TRAINER_STATE = model_files.TRAINER_STATE
 
 # Keys that say *which* run a folder holds: a second `cpi train` into the same folder must
 # agree on all of them to resume it (else it would mix two runs' checkpoints).
@@ -60,10 +68,6 @@ IDENTITY_KEYS = (
     "lora_options",  # the LoRA options asked for; lora is what peft built
     "quantization",  # --load_in_4bit/8bit: null, or {method, bits, quant_type, ...}
 )
-
-# What cpi sweep writes into a run folder (cpi train accepts them in its --output_dir, and
-# --overwrite_output_dir removes them with the run they were made from).
-SWEEP_OUTPUTS = frozenset({EVAL_DIR, INVERSION_JSON, INVERSION_MD, INVERSION_CSV, INVERSION_PNG})
 
 # manifest key -> distribution name
 _DISTRIBUTIONS = {
@@ -266,3 +270,38 @@ def last_complete_checkpoint(run_dir: str | os.PathLike) -> tuple[str | None, li
 def is_checkpoint_name(name: str) -> bool:
     """``checkpoint-<step>`` as the trainer names it."""
     return bool(_CANONICAL_RE.match(name))
+
+
+def checkpoint_unfinished(folder: Path, step: int, later_exists: bool) -> str | None:
+    """Why a complete-looking ``checkpoint-N`` (see :func:`checkpoint_problem`) may still be
+    being written by a live trainer, or None when it is finished: its ``trainer_state.json``
+    (written last) parses with ``global_step`` N, or a later checkpoint exists (trainers save
+    one checkpoint at a time)."""
+    problem = checkpoint_problem(folder)
+    if problem:
+        return problem
+    if later_exists:
+        return None
+    try:
+        state = read_json(folder / TRAINER_STATE, "trainer state")
+    except CPIError:
+        return f"no complete {TRAINER_STATE} yet"
+    if not isinstance(state, dict) or state.get("global_step") != step:
+        return f"{TRAINER_STATE} is not the one of step {step} yet"
+    return None
+
+
+def finished_checkpoints(run_dir: str | os.PathLike) -> tuple[list[Target], list[str]]:
+    """The checkpoints a live run has finished writing (:func:`checkpoint_unfinished`), in
+    step order, and one line per checkpoint folder that is not (yet) complete or finished."""
+    complete, incomplete = list_checkpoints(run_dir)
+    found: list[Target] = []
+    waiting = [line.removeprefix("skipping ") for line in incomplete]
+    for i, target in enumerate(complete):
+        later = i + 1 < len(complete)
+        why = checkpoint_unfinished(Path(target.path), target.step, later)
+        if why:
+            waiting.append(f"{target.label}: {why}")
+        else:
+            found.append(target)
+    return found, waiting

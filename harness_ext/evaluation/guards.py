@@ -25,10 +25,9 @@ from cpi_bench.harness_ext.core.constants import (
     ADAPTER_CONFIG,
     CPI_KEY,
     EVAL_DIR,
-    INVERSION_CSV,
+    HTML_GENERATOR,
     INVERSION_JSON,
-    INVERSION_MD,
-    INVERSION_PNG,
+    RUN_REPORTS,
     eval_file_name,
 )
 from cpi_bench.harness_ext.core.errors import CPIError
@@ -134,6 +133,9 @@ def _ours(path: Path) -> bool:
     try:
         if path.suffix == ".png":
             return b"Matplotlib" in path.read_bytes()[:400]
+        if path.suffix == ".html":
+            head = path.read_text(encoding="utf-8", errors="replace")[:600]
+            return f'<meta name="generator" content="{HTML_GENERATOR}">' in head
         if path.suffix in (".md", ".csv"):
             head = path.read_text(encoding="utf-8", errors="replace")[:40]
             return head.startswith(("| step |", "step,checkpoint,"))
@@ -147,8 +149,7 @@ def _ours(path: Path) -> bool:
 
 def check_outputs_are_ours(run_dir: Path, targets: Iterable[Target]) -> None:
     """Refuse to start when a file the sweep would write exists and is someone else's."""
-    names = [INVERSION_JSON, INVERSION_MD, INVERSION_CSV, INVERSION_PNG]
-    paths = [run_dir / n for n in names]
+    paths = [run_dir / n for n in RUN_REPORTS]
     paths += [run_dir / EVAL_DIR / eval_file_name(t.step) for t in targets]
     for path in paths:
         if path.is_file() and not _ours(path):
@@ -167,13 +168,15 @@ def check_sweep_inputs(
     targets: list[Target],
     base_from_cli: bool,
     use_cache: str | None,
+    out_dir: Path | None = None,
 ) -> None:
-    """All of the above, in the order a user would fix them."""
+    """All of the above, in the order a user would fix them (``out_dir``: where the results
+    go, ``--out``; default the run folder)."""
     source = "--base_model" if base_from_cli else f"{manifest_path(run_dir)} field 'base_model'"
     check_base_model(base, source, targets)
     if not base_from_cli:  # --base_model says "this base, on purpose"
         if any(t.kind in ("base", "adapter") for t in targets):
             check_base_fingerprint(run_dir, manifest, base)
         check_adapters_match_base(targets, base)
-    check_outputs_are_ours(run_dir, targets)
+    check_outputs_are_ours(out_dir or run_dir, targets)
     check_cache_dir(use_cache)

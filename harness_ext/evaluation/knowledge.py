@@ -95,7 +95,8 @@ def plan_knowledge(plan: Any) -> KnowledgePlan | None:
     steps = sorted(t.step for t in plan.targets) if mode == "every" else [0]
     if mode == "base" and not any(t.step == 0 for t in plan.targets):
         raise CPIError(
-            "--knowledge_filter base probes the base model (step 0); drop --skip_base, or "
+            "--knowledge_filter base probes the base model at step 0, which this sweep does "
+            "not evaluate; drop --skip_base (for hub revisions: --base_revision NAME=0), or "
             "use --knowledge_filter every to probe each checkpoint"
         )
     ev = plan.evaluator

@@ -114,25 +114,24 @@ class ModelLoader:
         config.inference_mode = True
         # peft's own from_pretrained discards the load report that says which adapter
         # tensors landed nowhere: build the adapter's modules, then load it as every later one
-        self._peft = get_peft_model(base, config, adapter_name=target.label)
+        self._peft = get_peft_model(base, config, adapter_name=adapter_name(target))
 
     def _load_adapter(self, target: Target, need_chat_template: bool):
         tok = self._tokenizer_for(target, need_chat_template)
+        name = adapter_name(target)
         if self._peft is None:
             self._attach_first_adapter(target, tok)
         try:
-            report = self._peft.load_adapter(
-                target.path, adapter_name=target.label, is_trainable=False
-            )
+            report = self._peft.load_adapter(target.path, adapter_name=name, is_trainable=False)
             check_adapter_matched(report, target)
         except Exception:
-            if target.label in getattr(self._peft, "peft_config", {}) and self._active:
-                self._peft.delete_adapter(target.label)
+            if name in getattr(self._peft, "peft_config", {}) and self._active:
+                self._peft.delete_adapter(name)
             raise
-        self._peft.set_adapter(target.label)
-        if self._active and self._active != target.label:
+        self._peft.set_adapter(name)
+        if self._active and self._active != name:
             self._peft.delete_adapter(self._active)
-        self._active = target.label
+        self._active = name
         self._peft.to(self.device)
         self._peft.eval()
         return self._peft, tok
@@ -157,6 +156,12 @@ class ModelLoader:
         if not keep:
             self._base = None
             gc.collect()
+
+
+def adapter_name(target: Target) -> str:
+    """The peft adapter name of a target: from its step, since labels (folder or revision
+    names) may hold dots, which peft's module keys cannot."""
+    return f"step_{target.step}"
 
 
 def check_adapter_matched(report: Any, target: Target) -> None:

@@ -6,7 +6,8 @@ would write now is equal, and otherwise says in one line what changed:
 
 * ``model``: content fingerprint of the model actually loaded (its weight, config,
   tokenizer and chat template files, as harness_ext/core/model_files.py lists them; a GGUF's
-  one file), for adapters also the base's;
+  one file), for adapters also the base's; for a hub revision (``cpi sweep --model``) also
+  its repo, revision name and commit;
 * ``tasks``: per task its ``metadata.version``, num_fewshot, generation settings and the
   SHA-256 of every data file it read (a changed ``CPI_DATA_DIR`` or edited JSON shows here);
   for hub datasets the path, name and revision;
@@ -114,6 +115,7 @@ def _first_difference(old: Any, new: Any, path: str = "") -> tuple[str, Any, Any
 
 
 _REASONS = (
+    ("model.commit", "the revision now points to another commit"),
     ("model.weights", "weights changed"),
     ("model.base_weights", "base model weights changed"),
     ("model", "model changed"),

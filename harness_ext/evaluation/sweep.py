@@ -3,18 +3,23 @@
     cpi sweep runs/tulu-lora --tasks cpi --id_tasks arc_challenge,mmlu,gsm8k,squad_completion
     cpi sweep runs/tiny --tasks cpi_capitals,cpi_quotes --limit 50 --device cpu
     cpi sweep runs/tiny --dry-run        # what would be reused, what re-evaluated, and why
+    cpi sweep runs/live --follow         # evaluate each checkpoint as a live training saves it
+    cpi sweep --model EleutherAI/pythia-160m --revisions 'step*' --out sweeps/pythia
+    cpi sweep --checkpoints ckpts.yaml --out sweeps/other-trainer
 
 Step 0 is the base model named in ``RUN_DIR/cpi_run.json`` (a folder, a ``.gguf`` file or a
-hub id); step N is ``RUN_DIR/checkpoint-N``. The lm-eval tasks are indexed and built once;
-each model is loaded once; a LoRA run loads its base once and swaps the adapters on it.
-Each checkpoint's results are written atomically to ``RUN_DIR/eval/step-N.json`` with the
-provenance of what produced them (content fingerprints of the weights and data files, task
-versions, settings, tool versions); a rerun reuses a step only when all of it is unchanged,
-else it says why and re-evaluates. Next to each step file, ``eval/step-N.items.jsonl`` keeps
-what every item scored (see ``items.py``; reused only with its step file). With
-``--knowledge_filter`` the closed-book probes run too (``knowledge.py``). Then
-``inversion.json`` (rows per step and a summary) is written and ``inversion.md``,
-``inversion.csv`` and ``inversion.png`` are rendered from it.
+hub id); step N is ``RUN_DIR/checkpoint-N``. Hub revisions and checkpoint lists are read by
+``targets.py``, following a live run by ``follow.py`` (docs/sweeps.md). The lm-eval tasks
+are indexed and built once; each model is loaded once; a LoRA run loads its base once and
+swaps the adapters on it. Each checkpoint's results are written atomically to
+``eval/step-N.json`` (in the run folder, or ``--out``) with the provenance of what produced
+them (content fingerprints of the weights and data files, task versions, settings, tool
+versions); a rerun reuses a step only when all of it is unchanged, else it says why and
+re-evaluates. Next to each step file, ``eval/step-N.items.jsonl`` keeps what every item
+scored (see ``items.py``; reused only with its step file). With ``--knowledge_filter`` the
+closed-book probes run too (``knowledge.py``). Then ``inversion.json`` (rows per step and a
+summary) is written and ``inversion.md``, ``inversion.csv`` and ``inversion.png`` are
+rendered from it.
 
 A checkpoint that cannot be loaded or evaluated is reported with its path and reason; the
 others still run and the exit status is 1. An incomplete checkpoint folder (killed during
@@ -37,26 +42,15 @@ from typing import Any
 
 from cpi_bench.harness_ext.core.cli_args import ArgumentParser, parse_limit, split_list
 from cpi_bench.harness_ext.core.constants import (
-    CHECKPOINT_PREFIX,
     CPI_KEY,
     DEFAULT_TASKS,
     EVAL_DIR,
     eval_file_name,
 )
 from cpi_bench.harness_ext.core.errors import EXIT_FAIL, EXIT_OK, CPIError, run_entry
-from cpi_bench.harness_ext.core.files import (
-    check_writable,
-    read_json,
-    remove_stale_tmp,
-    text_sha256,
-)
-from cpi_bench.harness_ext.core.run_folder import (
-    Target,
-    list_checkpoints,
-    read_manifest,
-    resolve_base,
-)
-from cpi_bench.harness_ext.evaluation import guards, knowledge, workers
+from cpi_bench.harness_ext.core.files import read_json, remove_stale_tmp, text_sha256
+from cpi_bench.harness_ext.core.run_folder import Target
+from cpi_bench.harness_ext.evaluation import follow, knowledge, targets, workers
 from cpi_bench.harness_ext.evaluation.items import (
     items_path,
     items_problem,
@@ -69,18 +63,6 @@ from cpi_bench.harness_ext.evaluation.provenance import (
     provenance_mismatch,
     task_provenance,
 )
-
-
-def discover_targets(
-    run_dir: Path, base_model: str, include_base: bool = True, err=None
-) -> list[Target]:
-    """Step 0 (the base) and every complete ``checkpoint-N`` folder, in step order; an
-    incomplete checkpoint is skipped with a warning naming what it lacks."""
-    checkpoints, warnings = list_checkpoints(run_dir)
-    for line in warnings:
-        print(f"cpi sweep: warning: {line}", file=err or sys.stderr)
-    return ([Target(0, "base", base_model, "base")] if include_base else []) + checkpoints
-
 
 # ----------------------------------------------------------------------------- options
 
@@ -204,14 +186,57 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "run_dir",
+        nargs="?",
+        default=None,
+        help="run folder: cpi_run.json and checkpoint-N folders (or --model / --checkpoints)",
+    )
+    add(
+        "--model",
+        default=None,
+        metavar="ORG/NAME",
+        help="sweep the revisions (branches) of this hub model instead of a run folder",
+    )
+    add(
+        "--revisions",
+        default=None,
+        help="with --model: comma-separated branch/tag names or patterns ('step*'), each "
+        "optionally NAME=STEP; the step is otherwise parsed from the name",
+    )
+    add(
+        "--base_revision",
+        default=None,
+        metavar="NAME[=STEP]",
+        help="with --model: the base revision (default: the one with the lowest step)",
+    )
+    add(
+        "--checkpoints",
+        default=None,
+        metavar="FILE.yaml",
+        help="sweep a list of checkpoints: 'base_model: PATH' and 'checkpoints:' with "
+        "'- {step: N, path: PATH}' entries (full models or peft adapters)",
+    )
+    add(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="folder for eval/ and inversion.* (needed with --model and --checkpoints; "
+        "default for a run folder: the run folder)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="cpi sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("run_dir", help="run folder: cpi_run.json and checkpoint-N folders")
+    _add_source_options(parser)
     _add_task_options(parser)
     _add_model_options(parser)
     _add_run_options(parser)
+    follow.add_follow_options(parser)
     return parser
 
 
@@ -231,9 +256,7 @@ class SweepPlan:
     """Everything the sweep decided before loading a model."""
 
     args: argparse.Namespace
-    run_dir: Path
-    manifest: dict[str, Any]
-    base_model: str
+    source: targets.SweepSource  # what is evaluated, where results go
     targets: list[Target]
     evaluator: Any  # CheckpointEvaluator, tasks built
     tasks_provenance: dict[str, Any]
@@ -242,8 +265,21 @@ class SweepPlan:
     knowledge: Any = None  # knowledge.KnowledgePlan with --knowledge_filter
 
     @property
+    def base_model(self) -> str:
+        return self.source.base_model
+
+    @property
+    def out_dir(self) -> Path:
+        """Where eval/ and inversion.* go: the run folder, or --out."""
+        return self.source.out_dir
+
+    @property
     def eval_dir(self) -> Path:
-        return self.run_dir / EVAL_DIR
+        return self.out_dir / EVAL_DIR
+
+    def keeps_base(self) -> bool:
+        """Whether adapters are (or may later be) evaluated on the loaded base."""
+        return self.source.keeps_base or any(t.kind == "adapter" for t in self.targets)
 
 
 def _check_options(args: argparse.Namespace) -> int:
@@ -262,28 +298,11 @@ def _check_options(args: argparse.Namespace) -> int:
     return args.attention_limit if args.attention else 0
 
 
-def plan_sweep(args: argparse.Namespace, err) -> SweepPlan:
-    """Read the run folder, build the tasks (their data read and hashed) and list targets:
-    every input problem surfaces here, before any model is loaded."""
+def build_evaluator(args: argparse.Namespace) -> Any:
+    """The evaluator of the sweep's tasks (built once; ``load_tasks`` reads the data)."""
     from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator, parse_model_args
 
-    run_dir = Path(args.run_dir).expanduser()
-    if not run_dir.is_dir():
-        raise CPIError(f"{run_dir}: no such run folder (give the --output_dir of cpi train)")
-    attention_limit = _check_options(args)
-    manifest = read_manifest(run_dir, args.base_model)
-    base_model = resolve_base(manifest["base_model"], run_dir, from_cli=bool(args.base_model))
-    targets = discover_targets(run_dir, base_model, include_base=not args.skip_base, err=err)
-    if not any(t.step > 0 for t in targets):
-        print(
-            f"cpi sweep: note: {run_dir} has no complete {CHECKPOINT_PREFIX}N folders; "
-            "evaluating the base model only",
-            file=err,
-        )
-    guards.check_sweep_inputs(
-        run_dir, manifest, base_model, targets, bool(args.base_model), args.use_cache
-    )
-    evaluator = CheckpointEvaluator(
+    return CheckpointEvaluator(
         tasks=split_list(args.tasks),
         id_tasks=split_list(args.id_tasks),
         limit=args.limit,
@@ -291,23 +310,35 @@ def plan_sweep(args: argparse.Namespace, err) -> SweepPlan:
         apply_chat_template=args.apply_chat_template,
         model_args=parse_model_args(args.model_args),
         include_path=args.include_path,
-        attention_limit=attention_limit,
+        attention_limit=_check_options(args),
         bootstrap_iters=args.bootstrap_iters,
         verbose=args.verbose,
     )
+
+
+def plan_sweep(
+    args: argparse.Namespace, err, evaluator: Any = None, discover: Any = None
+) -> SweepPlan:
+    """Read the source (run folder, hub revisions or checkpoint list), build the tasks (their
+    data read and hashed) and list targets: every input problem surfaces here, before any
+    model is loaded. ``evaluator``: one already built (a follower's later rounds);
+    ``discover``: how a run folder's checkpoints are listed (see targets.plan_source)."""
+    attention_limit = _check_options(args)
+    source = targets.plan_source(args, err, discover)
+    evaluator = evaluator or build_evaluator(args)
     tasks_prov = task_provenance(evaluator.load_tasks())
-    plan = SweepPlan(
-        args, run_dir, manifest, base_model, targets, evaluator, tasks_prov, attention_limit
-    )
-    for target in targets:
+    plan = SweepPlan(args, source, list(source.targets), evaluator, tasks_prov, attention_limit)
+    for target in plan.targets:
         plan.expected[target.step] = expected_provenance(plan, target)
     plan.knowledge = knowledge.plan_knowledge(plan)
     return plan
 
 
 def expected_provenance(plan: SweepPlan, target: Target) -> dict[str, Any]:
-    """The provenance block evaluating ``target`` now would record."""
+    """The provenance block evaluating ``target`` now would record (a hub revision's also
+    names its commit)."""
     model = model_provenance(target.kind, target.path, plan.base_model)
+    model.update(plan.source.origins.get(target.step) or {})
     return provenance_block(model, plan.tasks_provenance, plan.evaluator.settings)
 
 
@@ -326,12 +357,15 @@ def reuse_problem(data: Any, expected: dict[str, Any], attention_limit: int) -> 
     return None
 
 
-def split_done(plan: SweepPlan, err) -> tuple[dict[int, dict[str, Any]], list[Target], list[str]]:
-    """(reusable results by step, targets to evaluate, one line per decision)."""
+def split_done(
+    plan: SweepPlan, err, only: list[Target] | None = None
+) -> tuple[dict[int, dict[str, Any]], list[Target], list[str]]:
+    """(reusable results by step, targets to evaluate, one line per decision), over the plan's
+    targets or ``only`` these."""
     done: dict[int, dict[str, Any]] = {}
     pending: list[Target] = []
     lines: list[str] = []
-    for t in plan.targets:
+    for t in plan.targets if only is None else only:
         f = plan.eval_dir / eval_file_name(t.step)
         if not f.is_file():
             why = "not evaluated yet"
@@ -364,7 +398,8 @@ def _cache_db(plan: SweepPlan, target: Target) -> str | None:
         return None
     model = plan.expected[target.step]["model"]
     key = text_sha256(repr(sorted(model.items())))[:16]
-    name = f"{plan.run_dir.resolve().name}-{target.label}-{key}.db"
+    label = target.label.replace("/", "_")
+    name = f"{plan.out_dir.resolve().name}-{label}-{key}.db"
     return str(Path(plan.args.use_cache).expanduser() / name)
 
 
@@ -389,25 +424,38 @@ def _evaluate_one(plan: SweepPlan, loader, target: Target) -> dict[str, Any]:
     finally:
         loader.release(target, model)
         if target.kind == "base":
-            loader.drop_base_unless(any(t.kind == "adapter" for t in plan.targets))
+            loader.drop_base_unless(plan.keeps_base())
         del model
 
 
 def evaluate_pending(
-    plan: SweepPlan, pending: list[Target], done: dict[int, dict[str, Any]], err
+    plan: SweepPlan,
+    pending: list[Target],
+    done: dict[int, dict[str, Any]],
+    err,
+    loader: Any = None,
+    after_each: Any = None,
 ) -> list[dict[str, Any]]:
     """Evaluate ``pending`` in step order into ``done``; return one record per failure (the
-    other checkpoints still run)."""
+    other checkpoints still run). ``loader``: a ModelLoader to reuse (default: a new one);
+    ``after_each``: called after each step (a follower rewrites the table)."""
     from cpi_bench.harness_ext.evaluation.evaluator import quiet_logs
 
     if not plan.args.verbose:
         quiet_logs()
     from cpi_bench.harness_ext.evaluation.loader import sweep_loader
 
-    loader = sweep_loader(plan)
+    loader = loader or sweep_loader(plan)
     # each step through its claim (workers.py): several sweeps share a run folder
     return workers.evaluate_claimed(
-        plan, pending, done, err, lambda t: _evaluate_one(plan, loader, t), _failure, reuse_problem
+        plan,
+        pending,
+        done,
+        err,
+        lambda t: _evaluate_one(plan, loader, t),
+        _failure,
+        reuse_problem,
+        after_each=after_each,
     )
 
 
@@ -418,15 +466,6 @@ def _failure(target: Target, exc: BaseException) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- the command
-
-
-def _run_info(plan: SweepPlan) -> dict[str, Any]:
-    keys = ("finetune", "dataset", "template", "seed")
-    return {
-        "name": plan.run_dir.resolve().name,
-        "base_model": plan.manifest.get("base_model"),
-        **{k: plan.manifest.get(k) for k in keys if k in plan.manifest},
-    }
 
 
 def forget_stale_results(plan: SweepPlan, failures: list[dict[str, Any]], err: Any) -> None:
@@ -453,23 +492,26 @@ def forget_stale_results(plan: SweepPlan, failures: list[dict[str, Any]], err: A
             )
 
 
-def _write_table(plan: SweepPlan, done, failures, out, err) -> list[dict[str, Any]]:
+def write_table(plan: SweepPlan, done, failures, out, err, brief: bool = False) -> list[dict]:
     """Write inversion.json and its renderings from the step files (this process's and its
-    peers', under a short lock: several sweeps may finish together); the failures it lists."""
+    peers', under a short lock: several sweeps may finish together); the failures it lists.
+    Only the steps of the plan's targets are rows. ``brief``: one line on ``err`` instead
+    of the summary (a follower's table after each step)."""
     from cpi_bench.harness_ext.reports.inversion import build_inversion
     from cpi_bench.harness_ext.reports.tables import summary_sentence, write_run_reports
 
-    with workers.assembly_lock(plan.run_dir):
+    steps = {t.step for t in plan.targets}
+    done = {s: r for s, r in done.items() if s in steps}
+    with workers.assembly_lock(plan.out_dir):
         failures = workers.collect_peers(plan, done, failures, reuse_problem)
         id_tasks = plan.evaluator.id_tasks
-        inversion = build_inversion(done, id_tasks=id_tasks, run=_run_info(plan), failures=failures)
+        run = plan.source.run
+        inversion = build_inversion(done, id_tasks=id_tasks, run=run, failures=failures)
         inversion["settings"] = plan.evaluator.settings
         from cpi_bench.harness_ext.reports.flips import enrich_inversion
 
-        enrich_inversion(plan.run_dir, inversion, getattr(plan.args, "knowledge_filter", None))
-        lost = workers.loses_rows(
-            plan.run_dir, inversion, {f["step"] for f in failures}, {t.step for t in plan.targets}
-        )
+        enrich_inversion(plan.out_dir, inversion, getattr(plan.args, "knowledge_filter", None))
+        lost = workers.loses_rows(plan.out_dir, inversion, {f["step"] for f in failures}, steps)
         if lost:
             print(
                 f"cpi sweep: kept inversion.json: it has rows for steps {lost} that this "
@@ -477,9 +519,13 @@ def _write_table(plan: SweepPlan, done, failures, out, err) -> list[dict[str, An
                 file=err,
             )
         elif done or failures:  # an older table would show rows these files no longer back
-            paths = write_run_reports(plan.run_dir, inversion)
-            print(summary_sentence(inversion["summary"]), file=out)
-            print("wrote " + ", ".join(str(p) for p in paths), file=out)
+            paths = write_run_reports(plan.out_dir, inversion)
+            if brief:
+                rows = [r["step"] for r in inversion["rows"]]
+                print(f"cpi sweep: {paths[0]}: rows for steps {rows}", file=err)
+            else:
+                print(summary_sentence(inversion["summary"]), file=out)
+                print("wrote " + ", ".join(str(p) for p in paths), file=out)
     return failures
 
 
@@ -487,7 +533,7 @@ def report(plan: SweepPlan, done, failures, out, err) -> int:
     """Write the table (not in a --workers child: its launcher does); the exit status."""
     if getattr(plan.args, "worker", False):
         return EXIT_FAIL if failures else EXIT_OK
-    failures = _write_table(plan, done, failures, out, err)
+    failures = write_table(plan, done, failures, out, err)
     for f in failures:
         print(f"cpi sweep: FAILED step {f['step']} ({f['path']}): {f['reason']}", file=err)
     if failures:
@@ -527,11 +573,11 @@ def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
         from cpi_bench.harness_ext.evaluation.evaluator import quiet_logs
 
         quiet_logs()
-    run_dir = Path(args.run_dir).expanduser()
-    if not args.dry_run and run_dir.is_dir():
-        check_writable(run_dir / EVAL_DIR, "RUN_DIR")
+    targets.source_kind(args)  # a wrong combination of flags fails first
     args.since = int(os.environ.get(workers.SINCE_ENV) or time.time_ns())
     workers.apply_rank_env(args)
+    if args.follow:
+        return follow.follow(args, out, err, _FOLLOW_STEPS)
     # no run-wide lock: several sweeps share a run folder step by step (workers.py)
     with contextlib.nullcontext():
         plan = plan_sweep(args, err)
@@ -558,6 +604,21 @@ def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
         failures += knowledge.evaluate_remaining(plan, err, skip={f["step"] for f in failures})
         forget_stale_results(plan, failures, err)
         return report(plan, done, failures, out, err)
+
+
+def _finish(plan: SweepPlan, done, failures, out, err) -> int:
+    """A follower's last step: as a sweep ends (stale files of failed steps, the table)."""
+    forget_stale_results(plan, failures, err)
+    return report(plan, done, failures, out, err)
+
+
+_FOLLOW_STEPS = follow.SweepSteps(
+    plan=plan_sweep,
+    split=split_done,
+    evaluate=evaluate_pending,
+    write_table=write_table,
+    finish=_finish,
+)
 
 
 def main(argv: list[str]) -> int:

@@ -173,13 +173,16 @@ def evaluate_claimed(
     run: Evaluate,
     failure: Failure,
     reuse_problem: Problem,
+    after_each: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Resolve every pending step (see the module docstring) into ``done``; return the
     failures (this process's and its peers'). ``reuse_problem`` is the sweep's rule for
-    whether a step file may be reused (passed in: this module must not import sweep)."""
+    whether a step file may be reused (passed in: this module must not import sweep);
+    ``after_each`` runs after each resolved step, its claim released."""
     from tqdm import tqdm
 
     state: dict[str, Any] = {"done": done, "failures": [], "problem": reuse_problem}
+    state["after_each"] = after_each
     bar = tqdm(total=len(pending), desc="checkpoints", unit="model", file=err, dynamic_ncols=True)
     waiting: list[tuple[Target, str]] = []
     for target in pending:
@@ -218,6 +221,8 @@ def _finish(
         if fd is not None:
             release(fd, claim_path(plan.eval_dir, target.step))
         bar.update(1)
+    if state.get("after_each"):
+        state["after_each"]()
 
 
 # ----------------------------------------------------------------------------- assembly

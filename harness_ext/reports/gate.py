@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,12 @@ from typing import Any
 from cpi_bench.harness_ext.core.cli_args import ArgumentParser
 from cpi_bench.harness_ext.core.constants import CF_ACC
 from cpi_bench.harness_ext.core.errors import EXIT_FAIL, EXIT_OK, CPIError
-from cpi_bench.harness_ext.core.files import atomic_write_json, check_output_file
+from cpi_bench.harness_ext.core.files import (
+    atomic_write_json,
+    atomic_write_text,
+    check_output_file,
+)
+from cpi_bench.harness_ext.reports.ci_formats import junit_xml, skipped_of, step_summary
 from cpi_bench.harness_ext.reports.results import (
     checked_metric_by_task,
     load_lm_eval_results,
@@ -48,12 +54,21 @@ from cpi_bench.harness_ext.reports.results import (
     model_label,
     task_metrics,
 )
+from cpi_bench.harness_ext.reports.settings import (
+    add_allow_flag,
+    check_settings,
+    mismatches,
+    parse_allowed,
+    task_settings,
+)
+from cpi_bench.harness_ext.reports.stats import Z95, wilson_interval
 
 # Tolerance for float noise when the drop equals --max-drop exactly (fractions).
 EPS = 1e-9
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"  # GitHub Actions: Markdown appended here is shown
 
 
-def _resolve(path: Path, role: str) -> Path:
+def resolve_results_path(path: Path, role: str) -> Path:
     """The results file behind ``--baseline`` / ``--candidate``: the file itself, or the
     newest ``results*.json`` of an lm-eval output folder holding one model."""
     if path.is_dir():
@@ -121,11 +136,17 @@ def gate(
     max_drop: float,
     *,
     allow_missing: bool = False,
+    allow_settings: frozenset[str] = frozenset(),
     baseline_source: str | Path = "baseline",
     candidate_source: str | Path = "candidate",
 ) -> dict[str, Any]:
     """Compare two lm-eval results dicts; the report says pass/fail and the per-task changes
     (values in the metric's units: fractions for accuracies).
+
+    The two must have been made under the same settings (:mod:`.settings`: task version,
+    few-shot count, chat template, generation settings, items, data) on every compared task;
+    a difference is :class:`CPIError` unless its setting is in ``allow_settings`` (or
+    ``"all"``), and accepted differences are listed in ``settings_mismatches``.
 
     Raises :class:`CPIError` (naming the source, task and metric) for any invalid value, when
     the baseline has no task with ``metric``, or when the candidate lacks a baseline task
@@ -139,10 +160,15 @@ def gate(
             "cpi tasks (e.g. --tasks cpi) or choose --metric from its metrics"
         )
     tasks, missing = shared_tasks(base, cand, metric, allow_missing, candidate_source)
+    found = mismatches(
+        {"baseline": task_settings(baseline, tasks), "candidate": task_settings(candidate, tasks)}
+    )
+    accepted = check_settings(found, allow_settings)
     base_mean, base_se = mean_with_stderr(base[t] for t in tasks)
     cand_mean, cand_se = mean_with_stderr(cand[t] for t in tasks)
     drop = base_mean - cand_mean
     return {
+        "mode": "mean",
         "metric": metric,
         "tasks": _task_rows(tasks, base, cand, baseline, candidate),
         "baseline_mean": base_mean,
@@ -154,6 +180,7 @@ def gate(
         "passed": drop <= max_drop + EPS,
         "missing_tasks": missing,
         "extra_candidate_tasks": sorted(set(cand) - set(base)),
+        "settings_mismatches": accepted,
     }
 
 
@@ -208,6 +235,12 @@ def render(report: dict[str, Any], base_name: str, cand_name: str) -> str:
             f"{', '.join(report['missing_tasks'])}. The mean is over the {len(rows)} "
             "shared task(s) above."
         )
+    for d in report.get("settings_mismatches") or []:
+        values = ", ".join(f"{k} {v}" for k, v in d["values"].items())
+        lines.append(
+            f"Settings differ (accepted with --allow-settings-mismatch): {d['task']} "
+            f"{d['setting']} ({values}); this difference is not the model's alone."
+        )
     sig = report.get("significance")
     if sig:
         lines.append(f"Significance: {sig['note']}.")
@@ -226,20 +259,82 @@ def render(report: dict[str, Any], base_name: str, cand_name: str) -> str:
 
 
 def _warn_about(report: dict[str, Any]) -> None:
-    """Warnings a CI log should show without failing: skipped tasks, unequal item counts."""
-    if report["missing_tasks"]:
+    """Warnings a CI log should show without failing: skipped tasks, accepted settings."""
+    skipped = skipped_of(report)
+    if skipped:
         print(
-            f"cpi gate: warning: the candidate lacks {', '.join(report['missing_tasks'])}; "
+            f"cpi gate: warning: the candidate lacks {', '.join(skipped)}; "
             "skipped (--allow-missing)",
             file=sys.stderr,
         )
-    for row in report["tasks"]:
-        if row["n_baseline"] != row["n_candidate"]:
-            print(
-                f"cpi gate: warning: {row['task']} was evaluated on {row['n_baseline']} items "
-                f"for the baseline and {row['n_candidate']} for the candidate (--limit?)",
-                file=sys.stderr,
-            )
+    for d in report.get("settings_mismatches") or []:
+        values = ", ".join(f"{k} {v}" for k, v in d["values"].items())
+        print(
+            f"cpi gate: warning: {d['task']} {d['setting']} differs ({values}); accepted "
+            "with --allow-settings-mismatch",
+            file=sys.stderr,
+        )
+
+
+def _ci(value: float | None, n: int | None) -> str:
+    ci = wilson_interval(value, n) if value is not None and n else None
+    return f"95% CI [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}], n={n}" if ci else "no interval"
+
+
+def _drop_interval(report: dict[str, Any]) -> str:
+    """The drop's interval: the paired bootstrap bound when there is one, else the normal
+    95% interval from the two means' standard errors (points)."""
+    sig = report.get("significance") or {}
+    if sig.get("method") == "paired_bootstrap":
+        return (
+            f"one-sided {100 * sig['confidence']:g}% lower bound {100 * sig['lower_bound']:.1f}"
+            f" (paired bootstrap, {sig['n_items']} items)"
+        )
+    se_b, se_c = report["baseline_stderr"], report["candidate_stderr"]
+    if se_b is None or se_c is None:
+        return "no interval (a stderr is unknown)"
+    half = Z95 * math.sqrt(se_b**2 + se_c**2)
+    drop = report["drop"]
+    return f"95% CI [{100 * (drop - half):.1f}, {100 * (drop + half):.1f}]"
+
+
+def mean_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The checks of a gate on the mean (for JUnit and the step summary): one informational
+    check per task (the gate does not judge tasks one by one) and the gated mean."""
+    m, allowed = report["metric"], report["max_drop"]
+    checks = []
+    for r in report["tasks"]:
+        over = -r["change"] > allowed + EPS
+        checks.append(
+            {
+                **r,
+                "metric": m,
+                "passed": True,
+                "gated": False,
+                "message": f"{r['task']} {m}: baseline {100 * r['baseline']:.1f}% "
+                f"({_ci(r['baseline'], r['n_baseline'])}), candidate "
+                f"{100 * r['candidate']:.1f}% ({_ci(r['candidate'], r['n_candidate'])}), "
+                f"change {100 * r['change']:+.1f} points"
+                + ("; more than --max-drop, but the gate is on the mean" if over else ""),
+            }
+        )
+    n_b = sum(r["n_baseline"] or 0 for r in report["tasks"]) or None
+    n_c = sum(r["n_candidate"] or 0 for r in report["tasks"]) or None
+    checks.append(
+        {
+            "task": f"mean over {len(report['tasks'])} task(s)",
+            "metric": m,
+            "baseline": report["baseline_mean"],
+            "candidate": report["candidate_mean"],
+            "passed": report["passed"],
+            "gated": True,
+            "message": f"mean {m} fell from {100 * report['baseline_mean']:.1f}% "
+            f"({_ci(report['baseline_mean'], n_b)}) to {100 * report['candidate_mean']:.1f}% "
+            f"({_ci(report['candidate_mean'], n_c)}): drop {100 * report['drop']:.1f} points "
+            f"({_drop_interval(report)}), allowed {100 * allowed:.1f}",
+        }
+    )
+    return checks
 
 
 def build_parser() -> ArgumentParser:
@@ -248,7 +343,10 @@ def build_parser() -> ArgumentParser:
         prog="cpi gate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--baseline", required=True, help="lm-eval results JSON of the reference model"
+        "--baseline",
+        required=True,
+        help="lm-eval results JSON of the reference model, or a vLLM-shape YAML baseline "
+        "(model_name, tasks[].metrics[].{name, value}, optional rtol; see docs/release-gates.md)",
     )
     parser.add_argument(
         "--candidate", required=True, help="lm-eval results JSON of the model to release"
@@ -258,13 +356,16 @@ def build_parser() -> ArgumentParser:
         "--max_drop",
         dest="max_drop",
         type=float,
-        required=True,
-        help="largest allowed fall of the mean metric, as a fraction (0.05 = 5 points); >= 0",
+        default=None,
+        help="largest allowed fall, as a fraction (0.05 = 5 points); >= 0. Required with a "
+        "results JSON baseline (of the mean); with a YAML baseline it replaces the file's rtol "
+        "(per task and metric)",
     )
     parser.add_argument(
         "--metric",
         default=CF_ACC,
-        help="metric averaged over the tasks (default cf_acc; e.g. cf_pref for _choice tasks)",
+        help="metric averaged over the tasks (default cf_acc; e.g. cf_pref for _choice tasks); "
+        "a YAML baseline names its own metrics",
     )
     parser.add_argument(
         "--allow-missing",
@@ -273,6 +374,7 @@ def build_parser() -> ArgumentParser:
         action="store_true",
         help="skip (and list) baseline tasks the candidate lacks instead of exiting 2",
     )
+    add_allow_flag(parser)
     parser.add_argument(
         "--confidence",
         type=float,
@@ -282,8 +384,15 @@ def build_parser() -> ArgumentParser:
         "paired items: a one-sided paired bootstrap (10,000 resamples, seed 0) over the "
         "per-item records of both files (a step-N.json's step-N.items.jsonl, or lm-eval "
         "--log_samples samples_*.jsonl next to a results file); without them it says so and "
-        "uses the point estimate",
+        "uses the point estimate. With a YAML baseline: fail a task metric only when the "
+        "one-sided C upper Wilson bound of its value is below the threshold (C > 0.5)",
     )
+    _add_output_flags(parser)
+    return parser
+
+
+def _add_output_flags(parser: ArgumentParser) -> None:
+    """--json and --junit: the report as files for CI."""
     parser.add_argument(
         "--json",
         dest="json_out",
@@ -291,22 +400,31 @@ def build_parser() -> ArgumentParser:
         metavar="FILE",
         help="also write the report as JSON here (for CI artifacts)",
     )
-    return parser
+    parser.add_argument(
+        "--junit",
+        dest="junit_out",
+        default=None,
+        metavar="FILE",
+        help="also write JUnit XML here: one test case per task and metric, a regression as "
+        "a <failure> with the numbers and interval (GitLab, Jenkins, Buildkite, GitHub)",
+    )
 
 
-def main(argv: list[str]) -> int:
-    """Run the gate; exit 0 pass, 1 regression. Bad input raises :class:`CPIError`, which
-    ``cpi`` prints as ``cpi gate: error: <message>`` with exit status 2."""
-    args = build_parser().parse_args(argv)
-    check_max_drop(args.max_drop, args.metric)
-    if args.confidence is not None and not 0 < args.confidence < 1:
+def _check_flags(args: argparse.Namespace, yaml_baseline: bool) -> None:
+    """Flag values that depend on the kind of baseline; :class:`CPIError` when wrong."""
+    if args.max_drop is None and not yaml_baseline:
+        raise CPIError("--max-drop is required with a results JSON baseline (e.g. --max-drop 0.05)")
+    if args.max_drop is not None:
+        check_max_drop(args.max_drop, args.metric)
+    low = 0.5 if yaml_baseline else 0.0
+    if args.confidence is not None and not low < args.confidence < 1:
         raise CPIError(
-            f"--confidence {args.confidence} is invalid (give a level in (0, 1), e.g. 0.95)"
+            f"--confidence {args.confidence} is invalid (give a level in ({low:g}, 1), e.g. 0.95)"
         )
-    base_path = _resolve(Path(args.baseline), "baseline")
-    cand_path = _resolve(Path(args.candidate), "candidate")
-    if args.json_out:
-        check_output_file(args.json_out, "--json", inputs=(base_path, cand_path))
+
+
+def _json_gate(args: argparse.Namespace, base_path: Path, cand_path: Path) -> tuple[dict, str]:
+    """The gate on the mean over tasks of two results JSON files: (report, text)."""
     baseline = load_lm_eval_results(base_path)
     candidate = load_lm_eval_results(cand_path)
     report = gate(
@@ -315,6 +433,7 @@ def main(argv: list[str]) -> int:
         args.metric,
         args.max_drop,
         allow_missing=args.allow_missing,
+        allow_settings=parse_allowed(args.allow_settings),
         baseline_source=base_path,
         candidate_source=cand_path,
     )
@@ -326,11 +445,66 @@ def main(argv: list[str]) -> int:
         report["significance"] = sig
         if sig["method"] == "paired_bootstrap":
             report["passed"] = not sig["exceeds"]
-    _warn_about(report)
-    report["baseline_source"], report["candidate_source"] = str(base_path), str(cand_path)
-    sys.stdout.write(
-        render(report, model_label(baseline, base_path), model_label(candidate, cand_path))
+    report["checks"] = mean_checks(report)
+    names = model_label(baseline, base_path), model_label(candidate, cand_path)
+    return report, render(report, *names)
+
+
+def _yaml_gate(args: argparse.Namespace, base_path: Path, cand_path: Path) -> tuple[dict, str]:
+    """The gate of every task metric a vLLM-shape YAML lists: (report, text)."""
+    from cpi_bench.harness_ext.reports import baseline_yaml
+
+    baseline = baseline_yaml.load_yaml_baseline(base_path)
+    candidate = load_lm_eval_results(cand_path)
+    report = baseline_yaml.gate_yaml(
+        baseline,
+        candidate,
+        max_drop=args.max_drop,
+        confidence=args.confidence,
+        allow_missing=args.allow_missing,
+        allow_settings=parse_allowed(args.allow_settings),
+        candidate_source=cand_path,
     )
+    text = baseline_yaml.render_yaml_report(report, model_label(candidate, cand_path))
+    return report, text
+
+
+def _write_outputs(args: argparse.Namespace, report: dict[str, Any], title: str) -> None:
+    """--json, --junit and, when GitHub Actions names one, the step summary."""
     if args.json_out:
         atomic_write_json(Path(args.json_out), report)
+    if args.junit_out:
+        atomic_write_text(Path(args.junit_out), junit_xml(report))
+    summary = os.environ.get(STEP_SUMMARY_ENV)
+    if summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(step_summary(report, title))
+        except OSError as err:
+            raise CPIError(f"${STEP_SUMMARY_ENV} {summary}: cannot append ({err})") from None
+
+
+def main(argv: list[str]) -> int:
+    """Run the gate; exit 0 pass, 1 regression. Bad input raises :class:`CPIError`, which
+    ``cpi`` prints as ``cpi gate: error: <message>`` with exit status 2."""
+    from cpi_bench.harness_ext.reports.baseline_yaml import is_yaml_baseline
+
+    args = build_parser().parse_args(argv)
+    yaml_baseline = is_yaml_baseline(Path(args.baseline))
+    _check_flags(args, yaml_baseline)
+    base_path = (
+        Path(args.baseline)
+        if yaml_baseline
+        else resolve_results_path(Path(args.baseline), "baseline")
+    )
+    cand_path = resolve_results_path(Path(args.candidate), "candidate")
+    for flag, target in (("--json", args.json_out), ("--junit", args.junit_out)):
+        if target:
+            check_output_file(target, flag, inputs=(base_path, cand_path))
+    run = _yaml_gate if yaml_baseline else _json_gate
+    report, text = run(args, base_path, cand_path)
+    _warn_about(report)
+    report["baseline_source"], report["candidate_source"] = str(base_path), str(cand_path)
+    sys.stdout.write(text)
+    _write_outputs(args, report, f"baseline `{base_path}` vs candidate `{cand_path}`")
     return EXIT_OK if report["passed"] else EXIT_FAIL

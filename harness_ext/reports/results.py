@@ -262,3 +262,44 @@ def model_label(data: dict[str, Any], path: Path) -> str:
             return parts["pretrained"] + (f"+{parts['peft']}" if parts.get("peft") else "")
     parent = Path(path).parent.name
     return parent or Path(path).stem
+
+
+# Top-level keys lm-eval writes that identify how a number was made.
+_LM_EVAL_PROVENANCE_KEYS = (
+    "lm_eval_version",
+    "transformers_version",
+    "git_hash",
+    "date",
+    "model_source",
+    "model_name",
+    "chat_template_sha",
+    "system_instruction_sha",
+    "fewshot_as_multiturn",
+)
+
+
+def provenance_of(data: dict[str, Any]) -> dict[str, Any]:
+    """What a results file records about where its numbers came from, for a report to show:
+    the model fingerprint (``cpi.provenance.model``), per-task data hashes and versions, the
+    package versions, the evaluation settings and lm-eval's own identifying keys. Only what
+    the file holds; nothing is looked up or recomputed."""
+    block = cpi_block(data)
+    prov = block.get("provenance") if isinstance(block.get("provenance"), dict) else {}
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    out: dict[str, Any] = {
+        "model": prov.get("model"),
+        "model_args": config.get("model_args"),
+        "versions": prov.get("versions"),
+        "task_versions": data.get("versions"),
+        "data": {
+            t: v.get("data")
+            for t, v in (prov.get("tasks") or {}).items()
+            if isinstance(v, dict) and v.get("data")
+        }
+        or None,
+        "settings": block.get("settings"),
+        "limit": config.get("limit"),
+        "lm_eval": {k: data[k] for k in _LM_EVAL_PROVENANCE_KEYS if data.get(k) is not None}
+        or None,
+    }
+    return {k: v for k, v in out.items() if v not in (None, {}, [])}

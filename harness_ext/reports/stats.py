@@ -120,6 +120,15 @@ def row_items(row: Mapping, metric: str) -> int | None:
     return sum(counts)
 
 
+def shared_items(entry: Mapping, tasks: Sequence[str]) -> int | None:
+    """Items behind a leaderboard entry's means over ``tasks``: the sum of its item counts
+    there (None when a count is unknown or the entry lacks one of the tasks)."""
+    counts = [((entry.get("tasks") or {}).get(t) or {}).get("n") for t in tasks]
+    if not counts or any(not isinstance(c, int) for c in counts):
+        return None
+    return sum(counts)
+
+
 def interval_text(value: float | None, n: int | None) -> str:
     """`` [35.0, 47.8]``: the Wilson interval in percent, or "" when it is undefined."""
     ci = wilson_interval(value, n) if value is not None and n else None

@@ -22,12 +22,17 @@ from cpi_bench.harness_ext.core.constants import (
     CF_ACC,
     CF_PREF,
     CPI_METRICS,
+    EVAL_DIR,
     ID_ACC,
     INVERSION_CSV,
+    INVERSION_HTML,
     INVERSION_JSON,
     INVERSION_MD,
     INVERSION_PNG,
     PARAM_ACC,
+    RUN_REPORTS,
+    SETTINGS_KEY,
+    eval_file_name,
 )
 from cpi_bench.harness_ext.core.errors import (
     EXIT_OK,
@@ -42,13 +47,14 @@ from cpi_bench.harness_ext.core.files import (
     read_json,
 )
 from cpi_bench.harness_ext.reports.flips import item_notes
+from cpi_bench.harness_ext.reports.html import board_html, run_html
 from cpi_bench.harness_ext.reports.knowledge import (
     KNOWN_HEADERS,
     has_known,
     known_cells,
     known_note,
 )
-from cpi_bench.harness_ext.reports.plots import inversion_png
+from cpi_bench.harness_ext.reports.plots import inversion_png, plot_title
 from cpi_bench.harness_ext.reports.results import (
     checked_metric_by_task,
     checked_stderr,
@@ -56,13 +62,30 @@ from cpi_bench.harness_ext.reports.results import (
     is_lm_eval_results,
     mean_with_stderr,
     model_label,
+    provenance_of,
     task_metrics,
 )
-from cpi_bench.harness_ext.reports.stats import INTERVAL_NOTE, interval_text, row_items
+from cpi_bench.harness_ext.reports.settings import (
+    ALLOW_FLAG,
+    add_allow_flag,
+    check_settings,
+    mismatch_lines,
+    mismatches,
+    model_setting_text,
+    parse_allowed,
+    task_settings,
+)
+from cpi_bench.harness_ext.reports.stats import (
+    INTERVAL_NOTE,
+    interval_text,
+    row_items,
+    shared_items,
+)
 
-FORMATS = ("md", "csv", "latex", "json")
+FORMATS = ("md", "csv", "latex", "json", "html")
 TASK_METRICS_SHOWN = (CF_ACC, PARAM_ACC, CF_PREF)  # per-task columns in md / latex tables
 DASH = "–"
+BOARD_TITLE = "Context reliance leaderboard (cpi compare)"
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -233,11 +256,17 @@ def _inversion_text(data: dict[str, Any], rows: list[dict[str, Any]], fmt: str) 
     return render_grid(headers, body, fmt, numeric_from=1, note=note)
 
 
-def inversion_table(data: dict[str, Any], fmt: str) -> str:
-    """Render ``inversion.json`` as md / csv / latex / json text (md adds the summary
-    sentence and the checkpoints that were not evaluated)."""
+def inversion_table(
+    data: dict[str, Any], fmt: str, provenance_by_step: dict[int, dict[str, Any]] | None = None
+) -> str:
+    """Render ``inversion.json`` as md / csv / latex / json / html text (md adds the summary
+    sentence and the checkpoints that were not evaluated; html is the whole run report page,
+    with each step's provenance from ``provenance_by_step``)."""
     if fmt == "json":
         return dump_json(data)
+    if fmt == "html":
+        summary = summary_sentence(data.get("summary") or {})
+        return run_html(data, summary, provenance_by_step or {}, plot_title(data))
     rows = sorted(data["rows"], key=lambda r: r["step"])
     if fmt == "csv":
         return _inversion_csv(rows)
@@ -271,14 +300,32 @@ def summary_sentence(summary: dict[str, Any]) -> str:
 
 
 def write_run_reports(run_dir: Path, data: dict[str, Any]) -> list[Path]:
-    """Write inversion.json, then md / csv / png rendered from it (each atomically)."""
+    """Write inversion.json, then md / csv / png / html rendered from it (each atomically)."""
     run_dir = Path(run_dir)
     atomic_write_text(run_dir / INVERSION_JSON, dump_json(data))
     data = read_json(run_dir / INVERSION_JSON)  # render from the file, exactly as stored
     atomic_write_text(run_dir / INVERSION_MD, inversion_table(data, "md"))
     atomic_write_text(run_dir / INVERSION_CSV, inversion_table(data, "csv"))
     atomic_write_bytes(run_dir / INVERSION_PNG, inversion_png(data))
-    return [run_dir / n for n in (INVERSION_JSON, INVERSION_MD, INVERSION_CSV, INVERSION_PNG)]
+    html = inversion_table(data, "html", step_provenance(run_dir, data))
+    atomic_write_text(run_dir / INVERSION_HTML, html)
+    return [run_dir / n for n in RUN_REPORTS]
+
+
+def step_provenance(run_dir: Path, data: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """``{step: provenance}`` from each row's ``eval/step-N.json`` (what the run report shows
+    one click away). A missing or unreadable file gives a note instead: the report of the
+    numbers never fails for want of their provenance."""
+    out: dict[int, dict[str, Any]] = {}
+    for row in data["rows"]:
+        path = Path(run_dir) / EVAL_DIR / eval_file_name(row["step"])
+        try:
+            results = read_json(path, "results JSON")
+        except CPIError as err:
+            out[row["step"]] = {"not recorded": str(err)}
+            continue
+        out[row["step"]] = provenance_of(results) if is_lm_eval_results(results) else {}
+    return out
 
 
 # ----------------------------------------------------------------------------- cpi table
@@ -314,7 +361,8 @@ def main_table(argv: list[str]) -> int:
             check_output_file(target, flag, inputs=(source,))
     try:
         data = load_inversion(Path(args.run))
-        text = inversion_table(data, args.format)
+        prov = step_provenance(source.parent, data) if args.format == "html" else None
+        text = inversion_table(data, args.format, prov)
         if args.plot:
             atomic_write_bytes(Path(args.plot), inversion_png(data))
     except CPIError as err:
@@ -351,7 +399,13 @@ def _entry_from_results(data: dict[str, Any], path: Path) -> dict[str, Any]:
             if task in by_task:
                 cell[metric], cell[f"{metric}_stderr"] = by_task[task]
         tasks[task] = {**cell, "n": counts.get(task)}
-    return {"model": model_label(data, path), "source": str(path), "tasks": tasks}
+    return {
+        "model": model_label(data, path),
+        "source": str(path),
+        "tasks": tasks,
+        "settings": task_settings(data, tasks),
+        "provenance": provenance_of(data),
+    }
 
 
 def _checked_row_tasks(row: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
@@ -370,7 +424,7 @@ def _checked_row_tasks(row: dict[str, Any], path: Path) -> dict[str, dict[str, A
     return tasks
 
 
-def _pick_row(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
+def pick_row(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
     """The row that stands for a run: ``final``, ``peak`` (highest cf_acc, earliest step) or
     the row of step ``which``. Row means used to pick the peak are checked first."""
     rows = [r for r in data["rows"] if r.get(CF_ACC) is not None] or data["rows"]
@@ -393,10 +447,38 @@ def _pick_row(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
 
 def _entry_from_inversion(data: dict[str, Any], path: Path, which: str) -> dict[str, Any]:
     """A leaderboard entry for a swept run: its row ``which``, named ``run@step``."""
-    row = _pick_row(data, path, which)
+    row = pick_row(data, path, which)
     name = (data.get("run") or {}).get("name") or path.parent.name
     tasks = _checked_row_tasks(row, path)
-    return {"model": f"{name}@{row['step']}", "source": str(path), "tasks": tasks}
+    step_file = path.parent / EVAL_DIR / eval_file_name(row["step"])
+    if step_file.is_file():  # the row's own results file records every setting
+        source = read_json(step_file, "results JSON")
+    else:  # only what inversion.json keeps: its settings and the item counts
+        source = {
+            "cpi": {"settings": data.get(SETTINGS_KEY) or {}},
+            "n-samples": {t: {"effective": c.get("n")} for t, c in tasks.items()},
+        }
+    provenance = provenance_of(source) if is_lm_eval_results(source) else {}
+    return {
+        "model": f"{name}@{row['step']}",
+        "source": str(path),
+        "tasks": tasks,
+        "settings": task_settings(source, tasks),
+        "provenance": {"run": data.get("run") or {}, **provenance},
+        "curve": curve_points(data),
+        "step": row["step"],
+    }
+
+
+def curve_points(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inversion curve of a run: ``[{step, cf_acc, param_acc, id_acc (+ _stderr)}]``
+    sorted by step (fractions; None where a row has no value)."""
+    keys = (CF_ACC, PARAM_ACC, ID_ACC)
+    return [
+        {"step": r["step"], **{k: r.get(k) for k in keys}}
+        | {f"{k}_stderr": r.get(f"{k}_stderr") for k in keys}
+        for r in sorted(data["rows"], key=lambda r: r["step"])
+    ]
 
 
 def _entries_from_path(raw: str, run_step: str) -> list[dict[str, Any]]:
@@ -432,12 +514,17 @@ def collect_entries(paths: list[str], run_step: str = "final") -> list[dict[str,
     results file of each model inside). Every value is checked (:func:`checked_value`).
     """
     entries = [e for raw in paths for e in _entries_from_path(raw, run_step)]
-    counts: dict[str, int] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
-        counts[e["model"]] = counts.get(e["model"], 0) + 1
-    for e in entries:  # same name twice: tell them apart by where they came from
-        if counts[e["model"]] > 1:
-            e["model"] = f"{e['model']} ({Path(e['source']).parent.name}/{Path(e['source']).name})"
+        groups.setdefault(e["model"], []).append(e)
+    for same in groups.values():  # same name twice: tell them apart by where they came from
+        if len(same) < 2:
+            continue
+        folders = [Path(e["source"]).parent.name for e in same]
+        unique = len(set(folders)) == len(folders)
+        for e, folder in zip(same, folders, strict=True):
+            where = folder if unique else f"{folder}/{Path(e['source']).name}"
+            e["model"] = f"{e['model']} ({where})"
     return entries
 
 
@@ -500,13 +587,16 @@ def _compare_csv(board: dict[str, Any], sort_by: str) -> str:
     tasks, pairs = board["tasks"], [(CF_ACC, ""), (CF_ACC, "_stderr")]
     pairs += [(PARAM_ACC, ""), (PARAM_ACC, "_stderr")]
     headers = ["rank", "model", *(f"{t}/{m}" for t in tasks for m in CPI_METRICS)]
-    headers += [f"mean_{m}{s}" for m, s in pairs] + ["mean_over_tasks", "missing_tasks", "source"]
+    headers += [f"mean_{m}{s}" for m, s in pairs] + ["mean_over_tasks", "missing_tasks"]
+    headers += ["settings_differ", "source"]
     body = []
     for rank, e in zip(_rank_labels(board, sort_by), board["models"], strict=True):
         line = [rank if rank != DASH else "", e["model"]]
         line += [_raw(e["tasks"].get(t, {}).get(m)) for t in tasks for m in CPI_METRICS]
         line += [_raw(e[f"{m}{s}"]) for m, s in pairs]
-        line += [";".join(board["shared_tasks"]), ";".join(e["missing_tasks"]), e["source"]]
+        line += [";".join(board["shared_tasks"]), ";".join(e["missing_tasks"])]
+        line += [model_setting_text(board.get("settings_mismatches") or [], e["model"])]
+        line.append(e["source"])
         body.append(line)
     return render_grid(headers, body, "csv")
 
@@ -529,6 +619,13 @@ def _compare_note(board: dict[str, Any]) -> str:
             f"{e['model']} lacks {', '.join(e['missing_tasks'])}" for e in lacking
         )
         text += " (shown as " + DASH + ", left out of every mean)."
+    flagged = board.get("settings_mismatches") or []
+    if flagged:
+        text += (
+            f" Settings differ between these results (accepted with {ALLOW_FLAG}): "
+            + "; ".join(mismatch_lines(flagged))
+            + ". Such differences are not the models' alone."
+        )
     return text
 
 
@@ -538,30 +635,51 @@ def _compare_text(board: dict[str, Any], fmt: str, sort_by: str) -> str:
     tasks = board["tasks"]
     any_missing = any(e["missing_tasks"] for e in board["models"])
     headers = ["rank", "model", *(f"{t} {m}" for t in tasks for m in ("cf", "param"))]
-    headers += ["mean cf", "mean param"]
+    headers += ["mean cf ± se [95% CI]", "mean param ± se [95% CI]"]
     if any_missing:
         headers.append("missing")
+    flagged = board.get("settings_mismatches") or []
+    if flagged:
+        headers.append("settings (differ)")
     body = []
     for rank, e in zip(_rank_labels(board, sort_by), board["models"], strict=True):
         line = [rank, e["model"]]
         for t in tasks:
             cell = e["tasks"].get(t, {})
             line += [pct(cell.get(m), show_stderr=False) for m in CPI_METRICS]
-        line += [pct(e[m], e[f"{m}_stderr"]) for m in CPI_METRICS]
+        n = shared_items(e, board["shared_tasks"])
+        line += [pct(e[m], e[f"{m}_stderr"]) + interval_text(e[m], n) for m in CPI_METRICS]
         if any_missing:
             line.append(", ".join(e["missing_tasks"]) or DASH)
+        if flagged:
+            line.append(model_setting_text(flagged, e["model"]) or DASH)
         body.append(line)
-    return render_grid(headers, body, fmt, numeric_from=2, note=_compare_note(board))
+    note = _compare_note(board) + (" " + INTERVAL_NOTE if fmt == "md" else "")
+    return render_grid(headers, body, fmt, numeric_from=2, note=note)
 
 
-def compare_table(entries: list[dict[str, Any]], fmt: str, sort_by: str = CF_ACC) -> str:
+def compare_table(
+    entries: list[dict[str, Any]],
+    fmt: str,
+    sort_by: str = CF_ACC,
+    allowed: frozenset[str] = frozenset(),
+) -> str:
     """The leaderboard: one row per model, cf/param per cpi task and their means over the
-    tasks all models share (see :func:`rank_entries`), as md / csv / latex / json text."""
+    tasks all models share (see :func:`rank_entries`), as md / csv / latex / json / html.
+
+    The models' results must have been made under the same settings (:mod:`.settings`) on
+    every task they share; a difference is :class:`CPIError` unless its setting is in
+    ``allowed`` (or ``"all"``), and then it is flagged in every format."""
     board = rank_entries(entries, sort_by)
+    board["settings_mismatches"] = check_settings(
+        mismatches({e["model"]: e.get("settings") or {} for e in entries}), allowed
+    )
     if fmt == "json":
         return dump_json(board)
     if fmt == "csv":
         return _compare_csv(board, sort_by)
+    if fmt == "html":
+        return board_html(board, _rank_labels(board, sort_by), _compare_note(board), BOARD_TITLE)
     return _compare_text(board, fmt, sort_by)
 
 
@@ -593,6 +711,7 @@ def build_compare_parser() -> ArgumentParser:
         default="final",
         help="for run folders: which row stands for the run: final, peak, or a step number",
     )
+    add_allow_flag(parser)
     parser.add_argument("--output", default=None, help="write here instead of printing")
     return parser
 
@@ -603,8 +722,9 @@ def main_compare(argv: list[str]) -> int:
     if args.output:
         check_output_file(args.output, "--output", inputs=tuple(args.paths))
     try:
+        allowed = parse_allowed(args.allow_settings)
         entries = collect_entries(args.paths, run_step=args.run_step)
-        text = compare_table(entries, args.format, sort_by=args.sort_by)
+        text = compare_table(entries, args.format, sort_by=args.sort_by, allowed=allowed)
     except CPIError as err:
         print(f"cpi compare: error: {err}", file=sys.stderr)
         return EXIT_USAGE
