@@ -333,6 +333,22 @@ def test_of_several_claims_at_one_moment_exactly_one_wins(tmp_path: Path) -> Non
     assert all("in use by cpi test (pid" in g for g in got if g != "won"), got
 
 
+def test_shared_claims_refuse_only_an_exclusive_holder(tmp_path: Path) -> None:
+    """Sweeps share an --out folder (their steps have their own locks); a command that holds
+    a folder exclusively excludes them, and they exclude it."""
+    out = tmp_path / "out"
+    with claim_output_dir(out, "sweep", "--out", shared=True):
+        with claim_output_dir(out, "sweep", "--out", shared=True):
+            pass
+        with pytest.raises(CPIError, match="in use by"):
+            with claim_output_dir(out, "theory", "--out"):
+                pass
+    with claim_output_dir(out, "theory", "--out"):
+        with pytest.raises(CPIError, match="in use by cpi theory"):
+            with claim_output_dir(out, "sweep", "--out", shared=True):
+                pass
+
+
 def test_cpi_train_into_a_folder_another_command_holds_exits_2(
     tiny: Path, alpaca: Path, tmp_path: Path, offline_env
 ) -> None:
