@@ -1791,6 +1791,198 @@ add_case("int_train_sigterm", "interrupt", _train_interrupted(signal.SIGTERM))
 add_case("int_train_kill9", "interrupt", _train_interrupted(signal.SIGKILL))
 
 
+# ----------------------------------------------------------------------------- model specs,
+# completeness, adapters, claims, quantisation, model files, limits (issue 22)
+
+
+def _gguf_models_folder(cx: Ctx) -> Path:
+    """~/models as users keep it: the base as a .gguf next to another model's .gguf."""
+    from cpi_bench.harness_ext.testing.model_specs import write_tiny_gguf
+
+    gguf = write_tiny_gguf(cx.fx.ref_base, cx.dir / "models" / "tiny.gguf")
+    write_tiny_gguf(cx.fx.decoy_base, cx.dir / "models" / "other.gguf")
+    return gguf
+
+
+def _train_then_sweep(cx: Ctx, spec: str, env: dict[str, str] | None = None) -> Verdict:
+    """LoRA cpi train from ``spec``, then cpi sweep: both exit 0, every step has a row, and
+    every adapter names the base the manifest names."""
+    run = cx.dir / "run"
+    args = train_args(spec, cx.fx.alpaca, run, "--finetune", "lora", "--lora_r", "4")
+    bad = ran_ok(cx.train(*args, env=env))
+    if bad:
+        return bad
+    res = cx.sweep(run, env=env)
+    bad = ran_ok(res)
+    if bad:
+        return bad
+    base = json.loads((run / "cpi_run.json").read_text())["base_model"]
+    named = json.loads((run / "checkpoint-2" / "adapter_config.json").read_text())
+    if named.get("base_model_name_or_path") != base:
+        return Verdict(SILENT, f"adapter names {named.get('base_model_name_or_path')}, run {base}")
+    missing = {0, 1, 2} - set(rows_of(run))
+    return Verdict(SILENT, f"no row for steps {sorted(missing)}") if missing else Verdict(OK)
+
+
+@case("provenance")
+def prov_gguf_base_in_shared_models_folder(cx: Ctx) -> Verdict:
+    """cpi train from one .gguf of a folder holding two, then cpi sweep."""
+    return _train_then_sweep(cx, str(_gguf_models_folder(cx)))
+
+
+@case("provenance")
+def prov_hub_id_base_from_the_hub_cache(cx: Ctx) -> Verdict:
+    """cpi train from a hub id (served offline from a hub cache), then cpi sweep."""
+    from cpi_bench.harness_ext.testing.model_specs import install_in_hub_cache
+
+    install_in_hub_cache(cx.fx.ref_base, "cpi-test/tiny", cx.dir / "hub")
+    return _train_then_sweep(cx, "cpi-test/tiny", cx.env(HF_HUB_CACHE=str(cx.dir / "hub")))
+
+
+@case("provenance")
+def prov_vocab_txt_tokenizer_edited(cx: Ctx) -> Verdict:
+    """checkpoint-4's tokenizer is a vocab.txt (BERT-style); after a sweep its vocab.txt is
+    edited (two tokens swapped): step 4 must be re-evaluated, never reused."""
+    run = cx.copy(cx.fx.ref, "run")
+    ckpt = run / "checkpoint-4"
+    for f in ckpt.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
+            f.unlink()
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words += [chr(c) for c in range(33, 127)] + [f"##{chr(c)}" for c in range(97, 123)]
+    (ckpt / "vocab.txt").write_text("\n".join(words) + "\n")
+    special = {"eos_token": "[SEP]", "bos_token": "[CLS]", "pad_token": "[PAD]"}
+    write_json(ckpt / "tokenizer_config.json", {"tokenizer_class": "BertTokenizer", **special})
+    bad = ran_ok(cx.sweep(run))
+    if bad:
+        return bad
+    lines = (ckpt / "vocab.txt").read_text().splitlines()
+    lines[100], lines[101] = lines[101], lines[100]
+    (ckpt / "vocab.txt").write_text("\n".join(lines) + "\n")
+    return worst(reevaluated(cx.sweep(run, "--dry-run"), [4]))
+
+
+@case("interrupt")
+def int_train_resume_after_kill_during_save(cx: Ctx) -> Verdict:
+    """The newest checkpoint holds a cut model.safetensors and no trainer_state.json (killed
+    in its save): --resume_from_checkpoint last resumes from the one before and writes that
+    step again."""
+    run = cx.copy(cx.fx.trained, "run")
+    weights = run / "checkpoint-2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    (run / "checkpoint-2" / "trainer_state.json").unlink()
+    base = json.loads((run / "cpi_run.json").read_text())["base_model"]
+    args = train_args(base, cx.fx.alpaca, run, "--resume_from_checkpoint", "last")
+    bad = ran_ok(cx.train(*args))
+    if bad:
+        return bad
+    manifest = json.loads((run / "cpi_run.json").read_text())
+    if not str(manifest.get("resumed_from")).endswith("checkpoint-1"):
+        return Verdict(SILENT, f"resumed from {manifest.get('resumed_from')}")
+    if not (run / "checkpoint-2" / "trainer_state.json").is_file():
+        return Verdict(SILENT, "step 2 was not written again")
+    return worst(ran_ok(cx.sweep(run)))
+
+
+@case("silent")
+def silent_adapter_tensors_match_no_module(cx: Ctx) -> Verdict:
+    """checkpoint-2's adapter names layers the base lacks (layers.7x): it loads nothing, so
+    its row would be the base model's numbers. It must fail, naming the tensors."""
+    from safetensors.torch import load_file, save_file
+
+    run = cx.copy(cx.fx.lora_swept, "run")
+    shutil.rmtree(run / "eval")
+    (run / "inversion.json").unlink()
+    weights = run / "checkpoint-2" / "adapter_model.safetensors"
+    tensors = {k.replace("layers.", "layers.7"): v for k, v in load_file(weights).items()}
+    save_file(tensors, weights, metadata={"format": "pt"})
+    res = cx.sweep(run)
+    bad = crashed(res)
+    if bad:
+        return bad
+    if res.rc == 0 or 2 in rows_of(run):
+        return Verdict(SILENT, f"exit {res.rc}; a row for the adapter that loaded nothing")
+    if "layers.7" not in res.err:
+        return Verdict(TRACEBACK, "the failure does not name the unmatched tensors")
+    return Verdict(OK)
+
+
+@case("isolation")
+def iso_theory_into_user_folder(cx: Ctx) -> Verdict:
+    folder = user_folder(cx)
+    (folder / "theory.json").write_text('{"my": "own theory"}\n')
+    before = snapshot(folder)
+    res = cx.cpi("theory", "--out", str(folder), "--steps", "20")
+    return worst(lost_files(before, folder), one_line_error(res, "theory", "mine"))
+
+
+@case("isolation")
+def iso_models_fetch_into_user_folder(cx: Ctx) -> Verdict:
+    folder = user_folder(cx, "smollm2-135m-instruct")
+    before = snapshot(folder)
+    res = cx.cpi("models", "fetch", "--out", str(cx.dir), "--model", "smollm2-135m-instruct")
+    return worst(lost_files(before, folder), one_line_error(res, "models", "smollm2"))
+
+
+def _two_at_once(cx: Ctx, args: list[str], command: str, folder: Path) -> Verdict:
+    """Start ``cpi ARGS`` twice at the same moment on one new folder: one must succeed, the
+    other exit 2 with one line naming the folder."""
+    procs = [_start(cx, args, f"{command}-{i}") for i in (1, 2)]
+    try:
+        rcs = [p.wait(timeout=T_TRAIN) for p, _ in procs]
+    except subprocess.TimeoutExpired:
+        return Verdict(HANG, f"two cpi {command} did not end within {T_TRAIN} s")
+    finally:
+        for p, _ in procs:
+            kill_group(p)
+    logs = [log.read_text(errors="replace") for _, log in procs]
+    if sorted(rcs) == [0, 0]:
+        return Verdict(SILENT, f"both cpi {command} wrote into {folder.name} (exit 0 twice)")
+    if sorted(rcs) != [0, 2]:
+        return Verdict(TRACEBACK, f"exits {rcs}: {logs[rcs.index(max(rcs))][-160:]!r}")
+    loser = Result([], 2, "", logs[rcs.index(2)], 0.0)
+    return one_line_error(loser, command, re.escape(folder.name), 2, TRAIN_LOG)
+
+
+@case("isolation")
+def iso_train_two_at_once_into_one_new_folder(cx: Ctx) -> Verdict:
+    out = cx.dir / "run"
+    return _two_at_once(cx, train_args(cx.fx.ref_base, cx.fx.alpaca, out), "train", out)
+
+
+@case("isolation")
+def iso_theory_two_at_once_into_one_new_folder(cx: Ctx) -> Verdict:
+    out = cx.dir / "theory"
+    return _two_at_once(cx, ["theory", "--out", str(out)], "theory", out)
+
+
+@case("silent")
+def silent_train_4bit_without_bitsandbytes(cx: Ctx) -> Verdict:
+    """--load_in_4bit where bitsandbytes cannot run (CPU): refused in one line, never a
+    silent full-precision run."""
+    import importlib.util
+
+    import torch
+
+    if torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes"):
+        return Verdict(OK, "bitsandbytes and CUDA present: the flag is honoured")
+    args = train_args(cx.fx.ref_base, cx.fx.alpaca, cx.dir / "out", "--load_in_4bit", "true")
+    res = cx.train(*args, "--finetune", "lora")
+    return one_line_error(res, "train", "--load_in_4bit", 2, TRAIN_LOG)
+
+
+@case("errors")
+def err_train_eval_limit_fraction(cx: Ctx) -> Verdict:
+    """--eval_limit 0.5 means half of each task, as cpi sweep's --limit 0.5 does."""
+    out = cx.dir / "run"
+    extra = ("--eval_tasks", TASK, "--eval_limit", "0.5", "--eval_batch_size", "4")
+    bad = ran_ok(cx.train(*train_args(cx.fx.ref_base, cx.fx.alpaca, out, *extra)))
+    if bad:
+        return bad
+    limit = json.loads((out / "eval" / "step-2.json").read_text())["cpi"]["settings"]["limit"]
+    return Verdict(OK) if limit == 0.5 else Verdict(SILENT, f"limit recorded as {limit!r}")
+
+
 # ----------------------------------------------------------------------------- runner
 
 

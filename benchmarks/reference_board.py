@@ -56,7 +56,8 @@ from typing import Any
 import yaml
 
 from cpi_bench.harness_ext.core.errors import CPIError, run_entry
-from cpi_bench.harness_ext.core.files import atomic_write_text, file_sha256, model_fingerprint
+from cpi_bench.harness_ext.core.files import atomic_write_text, file_sha256
+from cpi_bench.harness_ext.models.source import model_fingerprint
 from cpi_bench.harness_ext.testing.env import offline_env
 from cpi_bench.tasks.sources import DATA_DIR_ENV, SOURCES, find_in_data_dir
 
@@ -199,9 +200,16 @@ def _run_info(row_dir: Path, results: Path) -> dict[str, Any]:
     return {k: info[k] for k in ("wall_s", "load", "command") if k in info}
 
 
+def _fingerprint(folder: Path) -> str:
+    try:
+        return model_fingerprint(folder) or "?"
+    except CPIError:  # not (yet) a model folder
+        return "?"
+
+
 def _fingerprints(args: argparse.Namespace) -> dict[str, str]:
     folders = sorted({ROWS[r][0] for r in args.rows})
-    return {f: model_fingerprint(Path(args.models_dir) / f) or "?" for f in folders}
+    return {f: _fingerprint(Path(args.models_dir) / f) for f in folders}
 
 
 def _data_hashes(args: argparse.Namespace, tasks: list[str]) -> dict[str, str]:

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from cpi_bench.demo.base_model import PretrainConfig, base_model_dir, cached_base_model
 from cpi_bench.demo.variants import (
@@ -401,21 +402,12 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str]) -> int:
+def _run_claimed(
+    args: Any, argv: list[str], out: Path, seeds: list[int], names: list[str], start: float
+) -> None:
+    """The demo's runs and report, once ``out`` is claimed (core/files.py)."""
     from cpi_bench.demo.report import write_report
 
-    args = _parser().parse_args(argv)
-    names = _chosen_variants(args.variants)
-    if args.seed is not None and args.seeds is not None:
-        raise CPIError("give --seed or --seeds, not both", exit_code=2)
-    seeds = _parse_seeds(
-        str(args.seed) if args.seed is not None else args.seeds or
-        (QUICK_SEEDS if args.quick else DEFAULT_SEEDS)
-    )  # fmt: skip
-    if args.jobs < 1:
-        raise CPIError("--jobs must be at least 1", exit_code=2)
-    start = time.time()
-    out = claim_output_dir(args.out, "demo")
     sched = QUICK if args.quick else FULL
     world_cfg, pre_cfg = WorldConfig(), PretrainConfig()
     print(f"cpi demo: seeds {seeds}, variants {names}, {sched.max_steps} steps, "
@@ -432,4 +424,21 @@ def main(argv: list[str]) -> int:
         f"wrote {out / 'demo.md'}, {out / 'demo.json'} and {out / 'demo.png'} "
         f"({time.time() - start:.0f} s); runs in {out}/seed-<s>/<variant>/"
     )
+
+
+def main(argv: list[str]) -> int:
+
+    args = _parser().parse_args(argv)
+    names = _chosen_variants(args.variants)
+    if args.seed is not None and args.seeds is not None:
+        raise CPIError("give --seed or --seeds, not both", exit_code=2)
+    seeds = _parse_seeds(
+        str(args.seed) if args.seed is not None else args.seeds or
+        (QUICK_SEEDS if args.quick else DEFAULT_SEEDS)
+    )  # fmt: skip
+    if args.jobs < 1:
+        raise CPIError("--jobs must be at least 1", exit_code=2)
+    start = time.time()
+    with claim_output_dir(args.out, "demo") as out:
+        _run_claimed(args, argv, out, seeds, names, start)
     return 0

@@ -27,14 +27,15 @@ averaged, and the attention on the context and on the subject token.
 
 from __future__ import annotations
 
-import json
-import os
+import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from cpi_bench.harness_ext.core.files import atomic_write_bytes, atomic_write_json, claim_output_dir
 
 
 @dataclass
@@ -258,14 +259,10 @@ def plot(result: dict, path: Path) -> None:
     ax2.legend()
     fig.suptitle("one-layer model of context-parametric inversion (paper §5)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
-
-
-def write_json_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def parse_args(argv: list[str]) -> tuple[TheoryConfig, Any]:
@@ -290,17 +287,13 @@ def parse_args(argv: list[str]) -> tuple[TheoryConfig, Any]:
 
 
 def main(argv: list[str]) -> int:
-    from cpi_bench.harness_ext.core.errors import CPIError
-
+    """``cpi theory``: simulate, then write theory.json and theory.png into --out, a folder
+    claimed as every command's (absent, empty or cpi's own; never a user's files)."""
     cfg, extra = parse_args(argv)
-    out = Path(extra.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CPIError(f"--out {out}: cannot write there ({err.strerror or err})") from None
-    result = simulate(cfg)
-    write_json_atomic(result, out / "theory.json")
-    plot(result, out / "theory.png")
+    with claim_output_dir(extra.out, "theory", "--out") as out:
+        result = simulate(cfg)
+        atomic_write_json(out / "theory.json", result)
+        plot(result, out / "theory.png")
     s = result["summary"]
     print(
         f"M_C {s['m_c_start']:.3f} -> peak {s['m_c_peak']:.3f} at step {s['peak_step']} "

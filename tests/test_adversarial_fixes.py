@@ -20,10 +20,11 @@ import pytest
 
 from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import check_output_file, weights_fingerprint
+from cpi_bench.harness_ext.core.files import check_output_file
 from cpi_bench.harness_ext.core.run_folder import Target, read_manifest
 from cpi_bench.harness_ext.evaluation import guards
 from cpi_bench.harness_ext.evaluation.sweep import _batch_size
+from cpi_bench.harness_ext.models.source import model_fingerprint
 from cpi_bench.harness_ext.reports.inversion import build_inversion, load_inversion
 from cpi_bench.harness_ext.reports.tables import write_run_reports
 
@@ -169,7 +170,10 @@ def test_sweep_checks_the_base_model_before_loading_anything(tmp_path: Path) -> 
 
 def test_a_base_that_changed_since_training_is_refused(tmp_path: Path) -> None:
     base = _fake_model(tmp_path / "base", b"trained-on")
-    manifest = {"base_model": str(base), "base_fingerprint": weights_fingerprint(base)}
+    manifest = {
+        "base_model": str(base),
+        "base_fingerprint": model_fingerprint(base, weights_only=True),
+    }
     guards.check_base_fingerprint(tmp_path, manifest, str(base))
     (base / "model.safetensors").write_bytes(b"other-one")  # same size
     with pytest.raises(CPIError, match="other weights than the run was trained from"):

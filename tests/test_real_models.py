@@ -169,7 +169,7 @@ def test_fetch_refuses_foreign_non_empty_folder(tmp_path: Path, capsys) -> None:
     code = fetch_mod.main(["fetch", "--out", str(tmp_path), "--model", SMOL.name])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err.startswith("cpi models: error:") and "refusing to overwrite" in err
+    assert err.startswith("cpi models: error:") and "not created by cpi" in err
     assert len(err.splitlines()) == 1
     assert sorted(p.name for p in (tmp_path / SMOL.name).iterdir()) == ["notes.txt"]
     _touch(tmp_path / f"{SMOL.name}-gguf", "a file")

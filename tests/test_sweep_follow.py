@@ -116,12 +116,14 @@ def test_cpi_train_accepts_a_folder_a_follower_wrote_first(tmp_path: Path) -> No
     (out / INVERSION_JSON).write_text("{}")
     (out / ".cpi_inversion.lock").write_text("")
     config = SimpleNamespace(output_dir=str(out), overwrite_output_dir=False)
-    claim_output_dir(config, {"base_model": "x"}, resuming=False)
+    with claim_output_dir(config, {"base_model": "x"}, resuming=False):
+        pass
     assert (out / EVAL_DIR / "step-0.json").read_text() == "{}"  # untouched
 
     (out / "notes.txt").write_text("mine")
     with pytest.raises(CPIError, match="holds files that cpi train did not write"):
-        claim_output_dir(config, {"base_model": "x"}, resuming=False)
+        with claim_output_dir(config, {"base_model": "x"}, resuming=False):
+            pass
 
 
 # ----------------------------------------------------------------------------- in-process

@@ -151,11 +151,13 @@ def test_claim_refuses_a_foreign_non_empty_folder(tmp_path: Path) -> None:
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("do not delete")
     with pytest.raises(CPIError, match="not created by cpi"):
-        claim_output_dir(foreign, "demo")
+        with claim_output_dir(foreign, "demo"):
+            pass
     assert (foreign / "thesis.tex").read_text() == "do not delete"
-    fresh = claim_output_dir(tmp_path / "new", "demo")
-    assert (fresh / OWNER_MARKER).is_file()
-    assert claim_output_dir(fresh, "demo") == fresh  # ours: accepted again
+    with claim_output_dir(tmp_path / "new", "demo") as fresh:
+        assert (fresh / OWNER_MARKER).is_file()
+    with claim_output_dir(fresh, "demo") as again:  # ours: accepted again
+        assert again == fresh
 
 
 def test_demo_refuses_a_user_folder_before_any_work(tmp_path: Path, capsys) -> None:

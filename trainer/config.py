@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-from cpi_bench.harness_ext.core.cli_args import positive_number
+from cpi_bench.harness_ext.core.cli_args import parse_limit, positive_number
 from cpi_bench.harness_ext.core.errors import CPIError
 
 from .curation import CURATIONS, parse_curations
@@ -146,9 +146,12 @@ class CPITrainConfig(SFTConfig):
             "Default: none (evaluate the checkpoints afterwards with cpi sweep)."
         },
     )
-    eval_limit: int | None = field(
+    eval_limit: float | None = field(
         default=None,
-        metadata={"help": "--eval_tasks: evaluate at most this many examples per task."},
+        metadata={
+            "help": "--eval_tasks: items per task, a count (>= 1) or a fraction in (0, 1), as "
+            "cpi sweep's --limit. Default: all."
+        },
     )
     eval_batch_size: int = field(
         default=8,
@@ -233,8 +236,7 @@ class CPITrainConfig(SFTConfig):
             raise CPIError(
                 "--curation cf_augment needs --cf_augment_source FILE (cpi schema or SQuAD-style)"
             )
-        if self.eval_limit is not None and self.eval_limit < 1:
-            raise CPIError("--eval_limit must be a positive number of examples (or unset)")
+        self.eval_limit = parse_limit(self.eval_limit, "--eval_limit")
         if self.eval_batch_size < 1:
             raise CPIError("--eval_batch_size must be at least 1")
         self._validate_early_stop()

@@ -23,7 +23,7 @@ from typing import Any
 from .templates import Template
 
 CACHE_ENV = "CPI_CACHE_DIR"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: keyed by model content (1: path, sizes and mtimes)
 
 
 def default_cache_dir() -> Path:
@@ -36,25 +36,17 @@ def default_cache_dir() -> Path:
 
 
 def model_fingerprint(model_name_or_path: str, revision: str = "main") -> dict[str, Any]:
-    """What identifies the weights: a local folder's absolute path, config and file stamps
-    (size, mtime), or a hub id and revision."""
-    path = Path(model_name_or_path)
-    if path.is_file():  # a .gguf file: its own stamp (the folder may hold other files)
-        stat = path.stat()
-        return {"path": str(path.resolve()), "files": [[path.name, stat.st_size, stat.st_mtime_ns]]}
-    if not path.is_dir():
+    """What identifies the scoring model: the content fingerprint of the files it loads
+    (models/source.py; a GGUF is its own file, never its folder's other files), or a hub id
+    and revision. Content, not stamps: a model re-saved with other weights but the same sizes
+    never serves another model's cached scores."""
+    from cpi_bench.harness_ext.models.source import model_fingerprint as content
+    from cpi_bench.harness_ext.models.source import resolve_model
+
+    src = resolve_model(model_name_or_path)
+    if src.kind == "hub":
         return {"hub_id": model_name_or_path, "revision": revision}
-    config = path / "config.json"
-    files = sorted(
-        p
-        for p in path.iterdir()
-        if p.suffix in {".safetensors", ".bin", ".pt", ".json"} and p.is_file()
-    )
-    return {
-        "path": str(path.resolve()),
-        "config": config.read_text(encoding="utf-8") if config.is_file() else None,
-        "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files],
-    }
+    return {"content": content(src)}
 
 
 def _sha(obj: Any) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 from cpi_bench.harness_ext.core import run_folder
 from cpi_bench.harness_ext.core.errors import CPIError
 
+from .quantization import check_quantization, quantization_kwargs, quantization_record
 from .schema import MESSAGES
 
 logger = logging.getLogger("cpi_bench.trainer")
@@ -129,20 +130,10 @@ def check_args(script_args: Any, config: Any, model_args: Any) -> None:
         )
     if config.finetune == "lora":
         model_args.use_peft = True
-    check_model_files(model_args.model_name_or_path, config.trust_remote_code)
+    src = check_model_files(model_args.model_name_or_path, config.trust_remote_code)
+    check_quantization(config.finetune, src.kind, model_args)
     if config.eval_task_names:
         eval_callback_class()  # fail now, not after data preparation
-
-
-# Any one of these makes a folder's tokenizer loadable (fast, sentencepiece or BPE files).
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "tokenizer.model",
-    "vocab.json",
-    "vocab.txt",
-    "spiece.model",
-)
 
 
 def check_model_files(spec: str, trust_remote_code: bool = False) -> Any:
@@ -153,10 +144,17 @@ def check_model_files(spec: str, trust_remote_code: bool = False) -> Any:
     large") name no fix."""
     import importlib.util
 
+    from cpi_bench.harness_ext.core import model_files
     from cpi_bench.harness_ext.models.source import resolve_model
 
     src = resolve_model(spec)
     folder = src.local_dir
+    if folder is not None and model_files.is_adapter_only(folder):
+        raise CPIError(
+            f"--model_name_or_path {folder} is a peft adapter, not a whole model; train from "
+            "its base (adapter_config.json's base_model_name_or_path), or merge it first "
+            "(peft's merge_and_unload, then save_pretrained) and train from that folder"
+        )
     if src.kind == "gguf":
         if importlib.util.find_spec("gguf") is None:
             raise CPIError(f"model {src} is a GGUF file; reading it needs: pip install gguf")
@@ -168,9 +166,10 @@ def check_model_files(spec: str, trust_remote_code: bool = False) -> Any:
 
             AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
         _check_safetensors(src)
-        if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        if not model_files.has_tokenizer(folder):
+            names = model_files.VOCABULARY_FILES
             raise CPIError(
-                f"model folder {folder} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}"
+                f"model folder {folder} has no tokenizer files ({', '.join(names[:3])}"
                 f", ...); save the tokenizer next to the model (tokenizer.save_pretrained) or "
                 "copy the base model's tokenizer files into it"
             )
@@ -319,6 +318,7 @@ def load_model_and_tokenizer(config: Any, model_args: Any, template: Any) -> tup
     dtype = kwargs.pop("dtype", model_args.dtype)
     if model_args.attn_implementation:
         kwargs.setdefault("attn_implementation", model_args.attn_implementation)
+    kwargs.update(quantization_kwargs(model_args))  # --load_in_4bit/8bit (checked in check_args)
     with _model_load_errors(src, "weights"):
         model = load_model(src, dtype=dtype, **common, **kwargs)
     return model, tokenizer
@@ -340,25 +340,44 @@ def _model_load_errors(src: Any, what: str) -> Iterator[None]:
         ) from err
 
 
-def resolve_resume(config: Any) -> str | None:
-    """--resume_from_checkpoint PATH, or 'last'/'true' for the newest checkpoint-N."""
+def resume_requested(config: Any) -> str | None:
+    """--resume_from_checkpoint as given, or None when it asks for no resume."""
     value = config.resume_from_checkpoint
     if not value or str(value).lower() in {"false", "none"}:
         return None
-    if str(value).lower() in {"last", "latest", "true"}:
-        last = run_folder.last_complete_checkpoint(config.output_dir)
+    return str(value)
+
+
+def resolve_resume(config: Any) -> str | None:
+    """--resume_from_checkpoint: a path, or last/latest/true for the newest checkpoint-N that
+    training can resume from (run_folder.checkpoint_problem with resume: readable weights
+    and trainer_state.json). A newer one cut short during its save is named in a warning,
+    and its step is trained and written again."""
+    value = resume_requested(config)
+    if value is None:
+        return None
+    if value.lower() in {"last", "latest", "true"}:
+        last, skipped = run_folder.last_complete_checkpoint(config.output_dir)
         if last is None:
             raise CPIError(
                 f"--resume_from_checkpoint {value}: no complete checkpoint-N in "
                 f"{config.output_dir} (start without it or give a checkpoint path)"
             )
+        for line in skipped:
+            logger.warning("%s; resuming from %s instead", line, Path(last).name)
         return last
     if not Path(value).is_dir():
         raise CPIError(
             f"--resume_from_checkpoint {value} is not a folder; give a "
             "checkpoint-N folder or 'last'"
         )
-    return str(value)
+    problem = run_folder.checkpoint_problem(Path(value), resume=True)
+    if problem:
+        raise CPIError(
+            f"--resume_from_checkpoint {value}: cannot resume from it ({problem}); give "
+            "another checkpoint, or 'last' for the newest complete one"
+        )
+    return value
 
 
 def n_trained(config: Any, data: PreparedData, trainer: Any) -> int:
@@ -387,6 +406,8 @@ def build_manifest(
     resumed_from: str | None,
 ) -> dict[str, Any]:
     """The manifest contract of manifest.py, at the start of training."""
+    from cpi_bench.harness_ext.models.source import hub_commit
+
     from .finetune import trainable_parameter_count
 
     lora = None
@@ -410,6 +431,7 @@ def build_manifest(
         "lora": lora,
         "trainable_parameters": trainable_parameter_count(trainer.model),
         "versions": run_folder.library_versions(),
+        "base_revision": hub_commit(model_args.model_name_or_path, model_args.model_revision),
         "resumed_from": resumed_from,
         "status": run_folder.RUNNING,
     }
@@ -418,10 +440,18 @@ def build_manifest(
 def run_identity_from_args(script_args: Any, config: Any, model_args: Any) -> dict[str, Any]:
     """What makes two ``cpi train`` calls the same run (run_folder.IDENTITY_KEYS), from the
     arguments alone: checked before any data or model work. Local paths are made absolute,
-    and local weights and data files are identified by their content."""
-    from cpi_bench.harness_ext.core.files import file_sha256, weights_fingerprint
+    and local weights and data files are identified by their content. A local base is
+    recorded as exactly what is loaded: a model folder, or a GGUF's own file (never the folder
+    it shares with other GGUFs), with the fingerprint of those bytes."""
+    from cpi_bench.harness_ext.core.files import file_sha256
+    from cpi_bench.harness_ext.models.source import model_fingerprint, resolve_model
 
-    base = run_folder.resolve_base(model_args.model_name_or_path, ".", from_cli=True)
+    src = resolve_model(model_args.model_name_or_path)
+    base = (
+        str(src)  # folder/name.gguf, also for a folder holding one .gguf
+        if src.kind == "gguf"
+        else run_folder.resolve_base(model_args.model_name_or_path, ".", from_cli=True)
+    )
     dataset = script_args.dataset_name
     data_path = Path(dataset).expanduser()
     lora = None
@@ -434,7 +464,7 @@ def run_identity_from_args(script_args: Any, config: Any, model_args: Any) -> di
         }
     return {
         "base_model": base,
-        "base_fingerprint": weights_fingerprint(base) if Path(base).exists() else None,
+        "base_fingerprint": model_fingerprint(src, weights_only=True),
         "finetune": config.finetune,
         "dataset": str(data_path.resolve()) if data_path.is_file() else dataset,
         "dataset_fingerprint": file_sha256(data_path) if data_path.is_file() else None,
@@ -447,48 +477,63 @@ def run_identity_from_args(script_args: Any, config: Any, model_args: Any) -> di
         "seed": config.seed,
         "learning_rate": config.learning_rate,
         "lora_options": lora,
+        "quantization": quantization_record(model_args),
     }
 
 
-_RUN_OUTPUTS = run_folder.SWEEP_OUTPUTS  # a follower's (cpi sweep --follow) files
+def _older_run_folder(resuming: bool) -> Any:
+    """What a non-empty --output_dir without the ``.cpi_owner`` marker may hold and still be
+    cpi's: what a ``cpi sweep --follow`` started first has written (run_folder.SWEEP_OUTPUTS),
+    a run folder of an older cpi train (cpi_run.json), or, when resuming, the checkpoints of
+    a run killed before its manifest (plus the sweep's files)."""
+
+    def ours(folder: Path) -> bool:
+        if run_folder.manifest_path(folder).is_file():
+            return True
+        names = [e.name for e in folder.iterdir() if not e.name.startswith(".cpi")]
+        return all(
+            n in run_folder.SWEEP_OUTPUTS or (resuming and run_folder.is_checkpoint_name(n))
+            for n in names
+        )
+
+    return ours
 
 
-def claim_output_dir(config: Any, identity: dict[str, Any], resuming: bool) -> None:
-    """Refuse to mix two runs in one --output_dir, or to write into a folder of someone
-    else's files; --overwrite_output_dir replaces an earlier cpi run (only its own files)."""
+@contextlib.contextmanager
+def claim_output_dir(config: Any, identity: dict[str, Any], resuming: bool) -> Iterator[None]:
+    """Hold --output_dir for this run (core/files.py's claim: one of two cpi train started on
+    one folder proceeds, the other exits 2), then refuse to mix two runs in it or to write
+    among someone else's files; --overwrite_output_dir replaces an earlier cpi run (only its
+    own files: checkpoints, manifest and what cpi sweep wrote)."""
     import shutil
 
-    from cpi_bench.harness_ext.core.files import OWNER_MARKER, check_writable
+    from cpi_bench.harness_ext.core.files import claim_output_dir as claim
 
-    out = Path(config.output_dir)
-    check_writable(out, "--output_dir")
-    entries = [e for e in out.iterdir() if not e.name.startswith(".cpi")]
-    if all(e.name in _RUN_OUTPUTS for e in entries):
-        return  # empty, or only what a `cpi sweep --follow` started first has written
-    if not run_folder.manifest_path(out).is_file():
-        if resuming and all(
-            run_folder.is_checkpoint_name(e.name) or e.name in _RUN_OUTPUTS for e in entries
-        ):
-            return  # a run killed before its manifest was copied along: checkpoints only
-        raise CPIError(
-            f"--output_dir {out} holds files that cpi train did not write "
-            "(choose a new or empty folder; cpi never overwrites files it did not create)"
-        )
-    old = run_folder.read_manifest(out)
-    mismatch = run_folder.identity_mismatch(old, identity)
-    if mismatch is None:
-        return
-    if not config.overwrite_output_dir:
-        raise CPIError(
-            f"--output_dir {out} holds another run ({mismatch}); resume that run with its "
-            "own settings and --resume_from_checkpoint last, choose a new --output_dir, or "
-            "pass --overwrite_output_dir to replace it"
-        )
-    for entry in entries:
-        if run_folder.is_checkpoint_name(entry.name) or entry.name in _RUN_OUTPUTS:
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    run_folder.manifest_path(out).unlink(missing_ok=True)
-    logger.info("--overwrite_output_dir: removed the earlier run in %s (%s)", out, OWNER_MARKER)
+    ours = _older_run_folder(resuming)
+    with claim(config.output_dir, "train", "--output_dir", ours=ours) as out:
+        entries = [e for e in out.iterdir() if not e.name.startswith(".cpi")]
+        if entries and not run_folder.manifest_path(out).is_file() and not ours(out):
+            raise CPIError(
+                f"--output_dir {out} holds files that cpi train did not write "
+                "(choose a new or empty folder; cpi never overwrites files it did not create)"
+            )
+        old = run_folder.read_manifest(out) if run_folder.manifest_path(out).is_file() else {}
+        mismatch = run_folder.identity_mismatch(old, identity) if old else None
+        if mismatch and not config.overwrite_output_dir:
+            raise CPIError(
+                f"--output_dir {out} holds another run ({mismatch}); resume that run with its "
+                "own settings and --resume_from_checkpoint last, choose a new --output_dir, or "
+                "pass --overwrite_output_dir to replace it"
+            )
+        if mismatch:
+            for entry in entries:
+                if run_folder.is_checkpoint_name(entry.name) or entry.name in (
+                    run_folder.SWEEP_OUTPUTS
+                ):
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            run_folder.manifest_path(out).unlink(missing_ok=True)
+            logger.info("--overwrite_output_dir: removed the earlier run in %s", out)
+        yield
 
 
 def build_trainer(config: Any, model_args: Any, data: PreparedData) -> Any:
@@ -554,7 +599,8 @@ def early_stop_record(trainer: Any) -> dict[str, Any]:
 
 
 def run(script_args: Any, config: Any, model_args: Any) -> int:
-    """Prepare data, build the trainer, write the manifest, train, finish the manifest."""
+    """Claim --output_dir (main process), then prepare data, build the trainer, write the
+    manifest, train, finish the manifest."""
     import torch
     from accelerate import PartialState
 
@@ -568,10 +614,18 @@ def run(script_args: Any, config: Any, model_args: Any) -> int:
         check_qk_supported(
             model_args.model_name_or_path, model_args.model_revision, config.trust_remote_code
         )
-    resumed_from = resolve_resume(config)
+    claim: Any = contextlib.nullcontext()
     if state.is_main_process:
         identity = run_identity_from_args(script_args, config, model_args)
-        claim_output_dir(config, identity, resuming=resumed_from is not None)
+        resuming = bool(resume_requested(config))
+        claim = claim_output_dir(config, identity, resuming=resuming)
+    with claim:
+        return _run_claimed(script_args, config, model_args, state)
+
+
+def _run_claimed(script_args: Any, config: Any, model_args: Any, state: Any) -> int:
+    """:func:`run` once the output folder is this run's."""
+    resumed_from = resolve_resume(config)
     if config.eval_task_names:
         validate_eval_tasks(config)
     with state.main_process_first():

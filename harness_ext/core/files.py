@@ -5,9 +5,13 @@
   (``kill -9`` included) leaves at most a stray ``.<name>.<pid>.tmp`` that only a later run
   *of a dead pid* removes (a concurrent writer's temporary file is never touched).
 * Content fingerprints: SHA-256 of a file's bytes, cached by (path, size, mtime, inode) so a
-  re-run does not re-hash gigabytes; the key of every "may this result be reused" decision.
+  re-run does not re-hash gigabytes; the key of every "may this result be reused" decision
+  (which files make a model: core/model_files.py; a model's fingerprint:
+  harness_ext/models/source.py ``model_fingerprint``).
 * Ownership: folders a command creates carry a ``.cpi_owner`` marker; a command deletes or
   overwrites only inside folders that carry it, and refuses a non-empty folder without it.
+  Every command claims its output folder through :func:`claim_output_dir`, which holds the
+  marker under an exclusive lock while the command runs (one wins, the other exits 2).
 * Locks: ``flock`` on a lock file; the OS releases it when the holder dies, so a killed
   process never leaves a lock behind.
 """
@@ -19,8 +23,9 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,8 @@ from cpi_bench.harness_ext.core.errors import CPIError
 
 TMP_SUFFIX = ".tmp"
 OWNER_MARKER = ".cpi_owner"
+LEGACY_MARKERS = (".cpi_models",)  # cpi models fetch's marker before OWNER_MARKER was shared
+CLAIM_NOTE = ".cpi_claim.json"  # who holds a folder's claim now (command, pid)
 _HASH_CHUNK = 1 << 20  # bytes read per update when hashing
 
 
@@ -219,29 +226,136 @@ def text_sha256(text: str) -> str:
 
 
 def owned_by_cpi(folder: str | os.PathLike) -> bool:
-    return (Path(folder) / OWNER_MARKER).is_file()
+    """Whether ``folder`` carries cpi's owner marker (or the one ``cpi models fetch`` wrote
+    before all commands shared ``.cpi_owner``)."""
+    return any((Path(folder) / name).is_file() for name in (OWNER_MARKER, *LEGACY_MARKERS))
 
 
-def claim_output_dir(folder: str | os.PathLike, command: str, flag: str = "--out") -> Path:
-    """Make ``folder`` ours to write in: create it (with the marker) if absent or empty,
-    accept it if it carries our marker, refuse any other non-empty folder; also check that
-    it is writable, before any model work starts."""
+def _user_entries(folder: Path) -> list[str]:
+    """What a folder holds apart from cpi's own hidden files (``.cpi*``)."""
+    return sorted(e.name for e in folder.iterdir() if not e.name.startswith(".cpi"))
+
+
+def check_claimable(
+    folder: str | os.PathLike,
+    flag: str,
+    ours: Callable[[Path], bool] | None = None,
+) -> Path:
+    """Raise :class:`CPIError` unless a command may write in ``folder``: it is absent, empty,
+    carries cpi's marker, or ``ours(folder)`` says an older cpi version wrote it (e.g. a run
+    folder with ``cpi_run.json``). Creates nothing: usable to refuse before slow work."""
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise CPIError(f"{flag} {folder}: is a file, not a folder (choose another path)")
-    if folder.is_dir() and any(folder.iterdir()) and not owned_by_cpi(folder):
+    for parent in folder.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CPIError(f"{flag} {folder}: {parent} is a file (choose another path)")
+            break
+    if not folder.is_dir() or owned_by_cpi(folder) or not _user_entries(folder):
+        return folder
+    if ours is None or not ours(folder):
         raise CPIError(
             f"{flag} {folder}: folder is not empty and was not created by cpi "
             "(choose a new or empty folder; cpi never overwrites files it did not create)"
         )
+    return folder
+
+
+def _open_marker(folder: Path, command: str, details: dict[str, Any] | None) -> int:
+    """The marker's file descriptor; created with O_EXCL when absent, so of two commands
+    claiming one new folder each writes no marker over the other's."""
+    marker = folder / OWNER_MARKER
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not owned_by_cpi(folder):
-            atomic_write_json(folder / OWNER_MARKER, {"created_by": f"cpi {command}"})
-        check_writable(folder, flag)
+        fd = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return os.open(marker, os.O_RDWR)
+    os.write(fd, dump_json({"created_by": f"cpi {command}", **(details or {})}).encode())
+    os.fsync(fd)
+    return fd
+
+
+def _holder(folder: Path, wait: float = 1.0) -> str:
+    """Who holds a claim, from the note its holder writes right after locking (waiting up
+    to ``wait`` seconds for a holder that has just won), for the error message."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            note = json.loads((folder / CLAIM_NOTE).read_text(encoding="utf-8"))
+            return f"cpi {note['command']} (pid {note['pid']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                return "another cpi command"
+            time.sleep(0.05)
+
+
+def _lock_marker(fd: int, folder: Path, flag: str, shared: bool) -> None:
+    """flock the marker (shared or exclusive, never waiting) or raise naming the holder."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        raise CPIError(
+            f"{flag} {folder}: in use by {_holder(folder)}; wait for it to finish or "
+            "choose another folder"
+        ) from None
+
+
+@contextlib.contextmanager
+def claim_output_dir(
+    folder: str | os.PathLike,
+    command: str,
+    flag: str = "--out",
+    ours: Callable[[Path], bool] | None = None,
+    details: dict[str, Any] | None = None,
+    shared: bool = False,
+) -> Iterator[Path]:
+    """Make ``folder`` this command's to write in, for as long as the ``with`` block runs.
+
+    The one claim of every command that writes a folder (cpi train, demo, theory,
+    tiny-model, models fetch, sweep --out): the folder must be absent, empty, carry the
+    ``.cpi_owner`` marker, or be ``ours`` (see :func:`check_claimable`); it is created with
+    the marker, and the marker is held under an exclusive ``flock`` until the block ends. So
+    of two commands started at the same moment on one folder exactly one proceeds; the other
+    raises :class:`CPIError` naming the folder and the holder (exit 2). The OS drops the lock
+    when its holder dies, however it dies. Command-specific checks of the folder's contents
+    belong inside the block, where no other command can change them. ``shared``: commands
+    built to share a folder (sweeps, which split the steps through their own locks) hold it
+    together, and only exclusive claimants are refused while they do.
+    """
+    folder = check_claimable(folder, flag, ours)
+    created = False
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
+            created = True  # by this claim (not by a concurrent one)
+        fd = _open_marker(folder, command, details)
     except OSError as err:
         raise CPIError(f"{flag} {folder}: cannot write there ({err.strerror or err})") from None
-    return folder
+    note = folder / CLAIM_NOTE
+    try:
+        _lock_marker(fd, folder, flag, shared)
+        check_writable(folder, flag)
+        if not shared:
+            atomic_write_json(note, {"command": command, "pid": os.getpid()})
+        try:
+            yield folder
+        except BaseException:
+            if created and not _user_entries(folder):  # failed before writing anything:
+                shutil.rmtree(folder, ignore_errors=True)  # leave no empty folder behind
+            raise
+        finally:
+            if not shared:
+                with contextlib.suppress(OSError):
+                    note.unlink()  # still locked: the note is ours
+    finally:
+        os.close(fd)
 
 
 def check_writable(folder: str | os.PathLike, flag: str) -> None:
@@ -321,50 +435,3 @@ def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-_WEIGHT_SUFFIXES = {".safetensors", ".bin", ".gguf", ".pt", ".pth"}
-_CONFIG_FILES = {"config.json", "adapter_config.json", "generation_config.json"}
-_TOKENIZER_FILES = {
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "tokenizer.model",
-    "special_tokens_map.json",
-    "chat_template.jinja",
-    "chat_template.json",
-    "vocab.json",
-    "merges.txt",
-}
-
-
-def model_fingerprint(path: str | os.PathLike) -> str | None:
-    """Content fingerprint of everything that decides a model's outputs at ``path``: weight,
-    config and tokenizer files (the chat template included). None for a hub id."""
-    return weights_fingerprint(path, extra_names=_TOKENIZER_FILES)
-
-
-def weights_fingerprint(
-    path: str | os.PathLike, gguf_file: str | None = None, extra_names: set[str] | None = None
-) -> str | None:
-    """Content fingerprint of the model weights at ``path`` (a folder, or one ``.gguf`` file):
-    the bytes of every weight file and model config, never names, sizes or times.
-    None for a hub id (no local bytes to hash; the hub revision stands in for it)."""
-    p = Path(path).expanduser()
-    if p.is_file():
-        return fingerprint_files([p], p.parent)
-    if not p.is_dir():
-        return None
-    if gguf_file:
-        files = [p / gguf_file]
-    else:
-        files = [
-            f
-            for f in p.iterdir()
-            if f.is_file()
-            and (
-                f.suffix in _WEIGHT_SUFFIXES
-                or f.name in _CONFIG_FILES
-                or f.name in (extra_names or ())
-            )
-        ]
-    return fingerprint_files(files, p) if files else None

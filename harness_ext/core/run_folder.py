@@ -3,12 +3,14 @@ and read by ``cpi sweep``, the demo and the reports. This module is its only own
 
 ``cpi_run.json`` is written atomically before the first step with ``status: "running"``,
 rewritten at the end with ``"finished"``, or with ``"failed"`` and a ``failure`` reason.
-Keys: the run's identity (IDENTITY_KEYS: base_model as an absolute path for local models or
-a hub id, base_fingerprint = content hash of the base weights, finetune in FINETUNE_MODES,
+Keys: the run's identity (IDENTITY_KEYS: base_model = exactly what was loaded: an absolute
+model folder, a GGUF's own file (folder/name.gguf), or a hub id; base_fingerprint = content
+hash of the base weights and configs (None for a hub id), finetune in FINETUNE_MODES,
 dataset, dataset_fingerprint, template_option, curations_asked, seed, learning_rate,
-lora_options), then template, chat_template, curations [{name, kept, total}],
+lora_options, quantization), then template, chat_template, curations [{name, kept, total}],
 n_train_examples, max_steps, save_steps, lora (null or {r, alpha, target_modules}),
-trainable_parameters, versions, status. Extra keys: dataset_schema, global_step,
+trainable_parameters, versions, status, base_revision (the hub commit loaded, when
+transformers names one). Extra keys: dataset_schema, global_step,
 resumed_from, train_metrics, failure. With ``--early_stop_on_inversion`` (written when
 training ends): best_step (the step of the running cf_acc peak of the in-training
 evaluations), stop_reason (why training stopped early; null when it ran to the end) and
@@ -24,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cpi_bench.harness_ext.core import model_files
 from cpi_bench.harness_ext.core.constants import (
     ADAPTER_CONFIG,
     CHECKPOINT_PREFIX,
@@ -33,6 +36,7 @@ from cpi_bench.harness_ext.core.constants import (
 )
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.files import atomic_write_json, read_json
+from cpi_bench.harness_ext.core.model_files import folder_problem, resume_problem
 
 MANIFEST_NAME = RUN_MANIFEST
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
@@ -46,8 +50,8 @@ SWEEP_OUTPUTS = (EVAL_DIR, *RUN_REPORTS)
 
 # HF Trainer (and TRL, axolotl, LLaMA-Factory, which save through it) writes this file last
 # into checkpoint-N, after the weights, optimizer and RNG states: its presence with
-# ``global_step`` N says the checkpoint is finished.
-TRAINER_STATE = "trainer_state.json"
+# ``global_step`` N says the checkpoint is finished (core/model_files.py owns the name).
+TRAINER_STATE = model_files.TRAINER_STATE
 
 # Keys that say *which* run a folder holds: a second `cpi train` into the same folder must
 # agree on all of them to resume it (else it would mix two runs' checkpoints).
@@ -62,6 +66,7 @@ IDENTITY_KEYS = (
     "seed",
     "learning_rate",
     "lora_options",  # the LoRA options asked for; lora is what peft built
+    "quantization",  # --load_in_4bit/8bit: null, or {method, bits, quant_type, ...}
 )
 
 # manifest key -> distribution name
@@ -216,36 +221,19 @@ class Target:
     kind: str  # "base" | "full" | "adapter"
 
 
-def checkpoint_problem(folder: Path) -> str | None:
-    """Why a ``checkpoint-N`` folder cannot be evaluated (killed during save, missing shards,
-    no config), or None when it is complete."""
-    if (folder / ADAPTER_CONFIG).is_file():
-        if not any(
-            (folder / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")
-        ):
-            return "adapter_config.json but no adapter_model.safetensors/.bin"
-        return None
-    if not (folder / "config.json").is_file():
-        return "no config.json"
-    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        index = folder / index_name
-        if index.is_file():
-            try:
-                data = read_json(index, "weight index")
-            except CPIError as err:  # killed (or still) writing it
-                return f"unreadable {index_name} ({str(err).split('; ')[0]})"
-            if not isinstance(data, dict):
-                return f"{index_name} is not a weight index"
-            shards = sorted(set((data.get("weight_map") or {}).values()))
-            missing = [s for s in shards if not (folder / s).is_file()]
-            return f"missing weight shard(s) {', '.join(missing)}" if missing else None
-    if any((folder / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
-        return None
-    return "no weight file (model.safetensors, pytorch_model.bin or a sharded index)"
+def checkpoint_problem(folder: Path, resume: bool = False) -> str | None:
+    """Why a ``checkpoint-N`` folder is incomplete (killed during its save: missing or
+    truncated weights, no config), or with ``resume`` also why training cannot resume from it
+    (damaged weights or config, no readable trainer_state.json); None when it is complete.
+    The rules are model_files.folder_problem / resume_problem: whole, not only present."""
+    return resume_problem(folder) if resume else folder_problem(folder)
 
 
-def list_checkpoints(run_dir: str | os.PathLike) -> tuple[list[Target], list[str]]:
-    """The complete ``checkpoint-N`` folders in step order, and a warning per incomplete one.
+def list_checkpoints(
+    run_dir: str | os.PathLike, resume: bool = False
+) -> tuple[list[Target], list[str]]:
+    """The complete ``checkpoint-N`` folders in step order, and a warning per incomplete one
+    (complete: evaluable, or with ``resume`` resumable; see :func:`checkpoint_problem`).
 
     A folder named ``checkpoint-`` plus anything but a canonical integer (``checkpoint-02``,
     ``checkpoint-best``) is an error: it would silently replace or hide a row."""
@@ -261,7 +249,7 @@ def list_checkpoints(run_dir: str | os.PathLike) -> tuple[list[Target], list[str
                 f"{child}: not a checkpoint-<step> name (a step is an integer without leading "
                 "zeros); rename it or move it out of the run folder"
             )
-        problem = checkpoint_problem(child)
+        problem = checkpoint_problem(child, resume)
         if problem:
             warnings.append(f"skipping {child.name}: incomplete checkpoint ({problem})")
             continue
@@ -270,12 +258,13 @@ def list_checkpoints(run_dir: str | os.PathLike) -> tuple[list[Target], list[str
     return sorted(found, key=lambda t: t.step), warnings
 
 
-def last_complete_checkpoint(run_dir: str | os.PathLike) -> str | None:
-    """The newest complete checkpoint folder (what resuming from ``last`` should use)."""
+def last_complete_checkpoint(run_dir: str | os.PathLike) -> tuple[str | None, list[str]]:
+    """The newest checkpoint training can resume from (what ``last`` means), and a line per
+    newer or other incomplete checkpoint (whose steps training then writes again)."""
     if not Path(run_dir).is_dir():
-        return None
-    complete, _ = list_checkpoints(run_dir)
-    return complete[-1].path if complete else None
+        return None, []
+    complete, warnings = list_checkpoints(run_dir, resume=True)
+    return (complete[-1].path if complete else None), warnings
 
 
 def is_checkpoint_name(name: str) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 
 import transformers
 
+from cpi_bench.harness_ext.core.cli_args import parse_limit
 from cpi_bench.harness_ext.core.constants import (
     EVAL_DIR,
     eval_file_name,
@@ -60,7 +61,7 @@ class CPIEvalCallback(transformers.TrainerCallback):
     def __init__(
         self,
         tasks: list[str],
-        limit: int | None = None,
+        limit: int | float | str | None = None,
         batch_size: int = 8,
         output_dir: str | None = None,
         apply_chat_template: bool | str = False,
@@ -73,7 +74,7 @@ class CPIEvalCallback(transformers.TrainerCallback):
         if isinstance(tasks, str):
             tasks = [t.strip() for t in tasks.split(",") if t.strip()]
         self.tasks = list(tasks)
-        self.limit = limit
+        self.limit = limit = parse_limit(limit, "limit")
         self.batch_size = batch_size
         self.output_dir = output_dir
         self.evaluator = CheckpointEvaluator(

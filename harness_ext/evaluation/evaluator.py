@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cpi_bench.harness_ext.core.cli_args import parse_limit
 from cpi_bench.harness_ext.core.constants import (
     ATTENTION_KEY,
     CPI_KEY,
@@ -183,7 +184,7 @@ class CheckpointEvaluator:
         self.id_tasks = [t for t in id_tasks if t]
         if not self.tasks:
             raise CPIError("--tasks is empty; name at least one task (default: cpi)")
-        self.limit = limit
+        self.limit = parse_limit(limit, "limit")
         self.batch_size = batch_size
         self.apply_chat_template = apply_chat_template
         self.model_args = dict(model_args or {})
@@ -405,9 +406,9 @@ def settings_dict(
     apply_chat_template: bool | str,
     model_args: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The settings a per-checkpoint file records (sorted, so option order never matters)."""
-    if isinstance(limit, float) and limit.is_integer() and limit >= 1:
-        limit = int(limit)
+    """The settings a per-checkpoint file records (sorted, so option order never matters;
+    the limit as core/cli_args.parse_limit reads it, so 5, 5.0 and "5" are one setting)."""
+    limit = parse_limit(limit)
     return {
         "tasks": sorted(set(tasks)),
         "id_tasks": sorted(set(id_tasks)),

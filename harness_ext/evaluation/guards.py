@@ -31,7 +31,8 @@ from cpi_bench.harness_ext.core.constants import (
     eval_file_name,
 )
 from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import check_writable, read_json, weights_fingerprint
+from cpi_bench.harness_ext.core.files import check_writable, read_json
+from cpi_bench.harness_ext.core.model_files import has_tokenizer
 from cpi_bench.harness_ext.core.run_folder import Target, manifest_path
 
 _NOT_OURS = (
@@ -43,7 +44,6 @@ def check_base_model(base: str, source: str, targets: list[Target]) -> None:
     """The base model can be loaded for what the sweep needs it for (see module docstring).
 
     ``source`` says where the name came from (``--base_model`` or the manifest field)."""
-    from cpi_bench.harness_ext.evaluation.loader import has_tokenizer
     from cpi_bench.harness_ext.models.source import resolve_model
 
     uses_base = any(t.kind in ("base", "adapter") for t in targets)
@@ -71,7 +71,7 @@ def check_base_model(base: str, source: str, targets: list[Target]) -> None:
     if needs_tokenizer and not has_tokenizer(str(folder)):
         raise CPIError(
             f"{source}: base model {folder} has no tokenizer files (tokenizer.json, "
-            "tokenizer_config.json, tokenizer.model, ...); save the tokenizer next to the "
+            "tokenizer.model, vocab.json, ...); save the tokenizer next to the "
             "model, or pass --base_model"
         )
 
@@ -79,10 +79,12 @@ def check_base_model(base: str, source: str, targets: list[Target]) -> None:
 def check_base_fingerprint(run_dir: Path, manifest: dict[str, Any], base: str) -> None:
     """The base still holds the weights ``cpi train`` recorded (``base_fingerprint``); else
     step 0 and every adapter would be evaluated on another model."""
+    from cpi_bench.harness_ext.models.source import same_base_weights
+
     recorded = manifest.get("base_fingerprint")
     if not isinstance(recorded, str) or not recorded or not Path(base).exists():
         return
-    if weights_fingerprint(base) != recorded:
+    if not same_base_weights(base, recorded):
         raise CPIError(
             f"{manifest_path(run_dir)}: base_model {base} now holds other weights than the "
             "run was trained from (its base_fingerprint differs); restore that base, or pass "
@@ -91,11 +93,15 @@ def check_base_fingerprint(run_dir: Path, manifest: dict[str, Any], base: str) -
 
 
 def check_adapters_match_base(targets: Iterable[Target], base: str) -> None:
-    """Every adapter's own ``base_model_name_or_path``, when it is an existing local folder,
-    holds the same weights as ``base`` (a copy in another place is fine)."""
+    """Every adapter's own ``base_model_name_or_path``, when it is an existing local path,
+    holds the same weights as ``base`` (a copy in another place is fine). Both sides are
+    fingerprinted as models (models/source.py), so a GGUF file is compared as that file."""
+    from cpi_bench.harness_ext.models.source import model_fingerprint
+
     base_path = Path(base).expanduser()
     if not base_path.exists():
         return
+    base_weights = model_fingerprint(base_path, weights_only=True)
     for target in targets:
         if target.kind != "adapter":
             continue
@@ -106,7 +112,14 @@ def check_adapters_match_base(targets: Iterable[Target], base: str) -> None:
         own = Path(named).expanduser()
         if not own.is_absolute() or not own.exists() or own.resolve() == base_path.resolve():
             continue
-        if weights_fingerprint(own) != weights_fingerprint(base_path):
+        try:
+            own_weights = model_fingerprint(own, weights_only=True)
+        except CPIError as err:
+            raise CPIError(
+                f"{target.path}: its {ADAPTER_CONFIG} names the base {named}, which cannot be "
+                f"identified ({err}); pass --base_model to choose the base on purpose"
+            ) from None
+        if own_weights != base_weights:
             raise CPIError(
                 f"{target.path}: an adapter of another base model ({named}, whose weights "
                 f"differ from {base}); evaluating it on {base} would give wrong numbers "

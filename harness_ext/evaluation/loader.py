@@ -1,61 +1,37 @@
 """Loading the models of a sweep: each once, adapters swapped on one base, nothing silent.
 
 A checkpoint whose weights miss tensors the architecture needs, hold tensors it does not
-have, or hold tensors of the wrong shape is an error naming them (transformers only logs that,
-and a quiet log level would hide it: the model would be evaluated with random tensors). An
-adapter whose keys match no module of the base is an error for the same reason.
+have, or hold tensors of the wrong shape is an error naming them (models/source.py's
+``load_model``: transformers only logs that, and the model would be evaluated with random
+tensors). An adapter any of whose tensors match no module of the base, or that lacks tensors
+of its own modules, is an error for the same reason.
 """
 
 from __future__ import annotations
 
 import gc
-from pathlib import Path
 from typing import Any
 
 from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.model_files import has_tokenizer
 from cpi_bench.harness_ext.core.run_folder import Target
-from cpi_bench.harness_ext.models.source import from_pretrained_kwargs, resolve_model
+from cpi_bench.harness_ext.models.source import from_pretrained_kwargs, load_model, resolve_model
 
-_TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json")
-
-
-def has_tokenizer(folder: str) -> bool:
-    return any((Path(folder) / f).is_file() for f in _TOKENIZER_FILES)
-
-
-def _loading_problems(info: dict[str, Any]) -> str | None:
-    """transformers' loading report, as one line, or None when every tensor matched."""
-    parts = []
-    for key, what in (
-        ("missing_keys", "missing"),
-        ("unexpected_keys", "unexpected"),
-        ("mismatched_keys", "wrong shape"),
-    ):
-        keys = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get(key) or ())
-        if keys:
-            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-            parts.append(f"{len(keys)} {what} tensor(s) ({shown})")
-    return "; ".join(parts) or None
+__all__ = ["ModelLoader", "has_tokenizer", "load_causal_lm", "load_tokenizer", "sweep_loader"]
 
 
 def load_causal_lm(spec: str, load_kwargs: dict[str, Any], device: str):
-    """``AutoModelForCausalLM`` from a folder, ``.gguf`` file or hub id, in eval mode on
-    ``device``; raises :class:`CPIError` when the weights do not match the architecture."""
+    """The model of a folder, ``.gguf`` file or hub id, loaded by models/source.py's
+    ``load_model`` (the loader ``cpi train`` uses too), in eval mode on ``device``; raises
+    :class:`CPIError` when the weights do not match the architecture."""
     try:
         from lm_eval.models.utils_hf import get_dtype
     except ImportError:  # lm-eval < 0.4.10
         from lm_eval.models.utils import get_dtype
-    from transformers import AutoModelForCausalLM
 
-    src = resolve_model(spec)
-    kwargs = {**dict(load_kwargs), **from_pretrained_kwargs(src)}
+    kwargs = dict(load_kwargs)
     dtype = get_dtype(kwargs.pop("dtype", kwargs.pop("torch_dtype", "auto")))
-    model, info = AutoModelForCausalLM.from_pretrained(
-        src.path, dtype=dtype, output_loading_info=True, **kwargs
-    )
-    problem = _loading_problems(info)
-    if problem:
-        raise CPIError(f"{spec}: weights do not match the model ({problem}); re-save it")
+    model = load_model(resolve_model(spec), dtype=dtype, **kwargs)
     model.to(device)
     model.eval()
     return model
@@ -127,31 +103,32 @@ class ModelLoader:
         return self._load_adapter(target, need_chat_template)
 
     def _attach_first_adapter(self, target: Target, tok) -> None:
-        from peft import PeftModel
+        from peft import PeftConfig, get_peft_model
 
         if self._base is None:
             self._base = load_causal_lm(self.base_model, self.load_kwargs, self.device)
         base = self._base
         if len(tok) > base.get_input_embeddings().weight.shape[0]:
             base.resize_token_embeddings(len(tok))  # adapters trained with added tokens
-        self._peft = PeftModel.from_pretrained(
-            base, target.path, adapter_name=adapter_name(target), is_trainable=False
-        )
+        config = PeftConfig.from_pretrained(target.path)
+        config.inference_mode = True
+        # peft's own from_pretrained discards the load report that says which adapter
+        # tensors landed nowhere: build the adapter's modules, then load it as every later one
+        self._peft = get_peft_model(base, config, adapter_name=adapter_name(target))
 
     def _load_adapter(self, target: Target, need_chat_template: bool):
         tok = self._tokenizer_for(target, need_chat_template)
         name = adapter_name(target)
         if self._peft is None:
             self._attach_first_adapter(target, tok)
-        else:
-            try:
-                self._peft.load_adapter(target.path, adapter_name=name, is_trainable=False)
-            except Exception:
-                if name in getattr(self._peft, "peft_config", {}):
-                    self._peft.delete_adapter(name)
-                raise
-            self._peft.set_adapter(name)
-        check_adapter_matched(self._peft, target)
+        try:
+            report = self._peft.load_adapter(target.path, adapter_name=name, is_trainable=False)
+            check_adapter_matched(report, target)
+        except Exception:
+            if name in getattr(self._peft, "peft_config", {}) and self._active:
+                self._peft.delete_adapter(name)
+            raise
+        self._peft.set_adapter(name)
         if self._active and self._active != name:
             self._peft.delete_adapter(self._active)
         self._active = name
@@ -187,17 +164,28 @@ def adapter_name(target: Target) -> str:
     return f"step_{target.step}"
 
 
-def check_adapter_matched(peft_model, target: Target) -> None:
-    """Every tensor in the adapter file must have landed in a module of the base."""
-    from peft.utils import load_peft_weights
+def check_adapter_matched(report: Any, target: Target) -> None:
+    """Every tensor of the adapter file must land in a module of the base, and every adapter
+    module peft built must get its tensor: else the checkpoint would be evaluated with part
+    or none of its weights (LoRA's B matrices start at zero: the base model's numbers).
+    ``report`` is peft's ``load_adapter`` result (missing_keys, unexpected_keys)."""
 
-    stored = load_peft_weights(target.path, device="cpu")
-    name = adapter_name(target)
-    loaded = {k for k in peft_model.state_dict() if f".{name}." in k or k.endswith(name)}
-    if stored and not loaded:
+    def shown(keys: list[str]) -> str:
+        keys = sorted(map(str, keys))
+        return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    unmatched = list(getattr(report, "unexpected_keys", None) or ())
+    unloaded = list(getattr(report, "missing_keys", None) or ())
+    if unmatched:
         raise CPIError(
-            f"{target.path}: none of the adapter's {len(stored)} tensors match a module of the "
-            "base model (is it an adapter of another base?); pass the right --base_model"
+            f"{target.path}: {len(unmatched)} adapter tensor(s) match no module of the base "
+            f"model ({shown(unmatched)}); is it an adapter of another base? (pass the right "
+            "--base_model)"
+        )
+    if unloaded:
+        raise CPIError(
+            f"{target.path}: the adapter file lacks {len(unloaded)} tensor(s) of its own "
+            f"modules ({shown(unloaded)}); the adapter is incomplete: re-save it"
         )
 
 

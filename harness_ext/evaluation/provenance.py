@@ -4,9 +4,10 @@ Every per-checkpoint result (``eval/step-N.json``, the training callback's files
 row) records a ``provenance`` block; a later sweep reuses the file only when the block it
 would write now is equal, and otherwise says in one line what changed:
 
-* ``model``: content fingerprint of the weights actually loaded (weight, config and
-  tokenizer files, so a changed chat template counts), for adapters also the base's; for a
-  hub revision (``cpi sweep --model``) also its repo, revision name and commit;
+* ``model``: content fingerprint of the model actually loaded (its weight, config,
+  tokenizer and chat template files, as harness_ext/core/model_files.py lists them; a GGUF's
+  one file), for adapters also the base's; for a hub revision (``cpi sweep --model``) also
+  its repo, revision name and commit;
 * ``tasks``: per task its ``metadata.version``, num_fewshot, generation settings and the
   SHA-256 of every data file it read (a changed ``CPI_DATA_DIR`` or edited JSON shows here);
   for hub datasets the path, name and revision;
@@ -23,7 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.files import file_sha256, model_fingerprint
+from cpi_bench.harness_ext.core.files import file_sha256
+from cpi_bench.harness_ext.models.source import model_fingerprint
 
 PROVENANCE_KEY = "provenance"
 
@@ -88,7 +90,9 @@ def model_provenance(kind: str, path: str, base_model: str) -> dict[str, Any]:
     if record["weights"] is None:  # a hub id: its name (and revision in model_args) stand in
         record["hub_id"] = path
     if kind == "adapter":
-        record["base_weights"] = model_fingerprint(base_model) or base_model
+        record["base_weights"] = (model_fingerprint(base_model) if base_model else None) or (
+            base_model
+        )
     return record
 
 

