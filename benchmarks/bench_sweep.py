@@ -31,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from cpi_bench.harness_ext.testing.env import offline_env
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers, shared with the tests
+from tests.helpers.env import offline_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TASKS = "cpi_capitals,cpi_quotes,cpi_capitals_choice,cpi_quotes_choice"
@@ -188,7 +189,7 @@ def _load() -> str:
 
 def measure(k: int, work: Path, base: Path, args: argparse.Namespace) -> list[tuple]:
     """Both runs of one K: [(K, run kind, naive s, sweep s, values compared, identical)]."""
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     steps = [2 * i for i in range(1, k)]
     kinds = ["full"] if args.skip_lora else ["full", "lora"]
@@ -218,7 +219,7 @@ def measure(k: int, work: Path, base: Path, args: argparse.Namespace) -> list[tu
 def main() -> int:
     args = _parse()
     if args.data_dir is None:
-        from cpi_bench.harness_ext.testing.public_fixtures import write_fixture_data
+        from tests.helpers.public_fixtures import write_fixture_data
 
         args.data_dir = write_fixture_data(Path(tempfile.mkdtemp(prefix="bench_sweep_data_")))
     if not args.data_dir.is_dir():

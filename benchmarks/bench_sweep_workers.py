@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from cpi_bench.harness_ext.testing.env import offline_env
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers, shared with the tests
+from tests.helpers.env import offline_env  # noqa: E402
 
 DEFAULT_TASKS = "cpi_capitals,cpi_quotes,cpi_capitals_choice,cpi_quotes_choice"
 
@@ -44,7 +45,7 @@ def _env(data_dir: Path, cache: Path) -> dict[str, str]:
 
 def _sweep(run: Path, args: argparse.Namespace, env: dict[str, str], *extra: str) -> float:
     """Wall-clock seconds of one ``cpi sweep`` (exits on failure)."""
-    cmd = [sys.executable, "-m", "cpi_bench.harness_ext.evaluation.sweep", str(run)]
+    cmd = [sys.executable, "-m", "cpi_bench.harness_ext.commands.sweep", str(run)]
     cmd += ["--tasks", args.tasks, "--limit", str(args.limit), "--device", "cpu"]
     cmd += ["--batch_size", str(args.batch_size), *extra]
     start = time.perf_counter()
@@ -59,7 +60,7 @@ def _data_dir(tmp: Path) -> Path:
     """The caller's CPI_DATA_DIR, else generated fixture data in the public schemas."""
     if os.environ.get("CPI_DATA_DIR"):
         return Path(os.environ["CPI_DATA_DIR"])
-    from cpi_bench.harness_ext.testing.public_fixtures import (
+    from tests.helpers.public_fixtures import (
         write_fixture_data,
         write_suite_fixture_data,
     )
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline on a busy machine, where 2 threads spin against other load)",
     )
     args = parser.parse_args(argv)
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     with tempfile.TemporaryDirectory(prefix="cpi-bench-workers-") as tmp_name:
         tmp = Path(tmp_name)

@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers, shared with the tests
+
 WARMUP_STEPS = 2
 
 
@@ -157,8 +159,8 @@ def run_plain(ns: argparse.Namespace, model: str, dataset: str, out: Path) -> tu
 
 def build_defaults(ns: argparse.Namespace, work: Path) -> tuple[str, str]:
     """A tiny random Llama and an Alpaca-schema file of ``--n_examples`` rows."""
-    from cpi_bench.harness_ext.testing.fixtures import alpaca_rows, write_jsonl
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
+    from tests.helpers.fixtures import alpaca_rows, write_jsonl
 
     model = ns.model or str(
         build_tiny_model(work / "model", arch="llama", hidden=ns.hidden, layers=ns.layers, heads=4)

@@ -2,7 +2,7 @@
 
 Renders the board of PATHS (anything ``cpi compare`` takes: results files, lm-eval output
 folders, swept run folders) to HTML, opens it in headless Chromium
-(``harness_ext/testing/browser.py``: Debian's chromium + chromedriver) and saves the whole
+(``tests/helpers/browser.py``: Debian's chromium + chromedriver) and saves the whole
 page as a PNG. The figure in docs/figures/board.png was made with::
 
     cpi demo --quick --out /tmp/demoq
@@ -21,7 +21,9 @@ from pathlib import Path
 
 from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.core.errors import CPIError, run_entry
-from cpi_bench.harness_ext.testing.browser import screenshot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers, shared with the tests
+from tests.helpers.browser import screenshot  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

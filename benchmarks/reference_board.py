@@ -58,8 +58,10 @@ import yaml
 from cpi_bench.harness_ext.core.errors import CPIError, run_entry
 from cpi_bench.harness_ext.core.files import atomic_write_text, file_sha256
 from cpi_bench.harness_ext.models.source import model_fingerprint
-from cpi_bench.harness_ext.testing.env import offline_env
 from cpi_bench.tasks.sources import DATA_DIR_ENV, SOURCES, find_in_data_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers, shared with the tests
+from tests.helpers.env import offline_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS_DIR = REPO / "tasks"

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from cpi_bench.demo.world import RELATIONS, World, config_hash
+from cpi_bench.harness_ext.core.files import read_json
 
 DONE_MARKER = "pretrain.json"
 
@@ -34,8 +35,8 @@ class PretrainConfig:
     max_steps: int = field(default=4000, metadata={"help": "give up after this many steps"})
     check_every: int = field(default=250, metadata={"help": "steps between recall checks"})
     # Every fact recalled (not 95%): a firmer memory is what makes the C+S points pull
-    # toward it after the rise, in every seed (the theory's memorised-value norm; round 4 of
-    # benchmarks/demo_knobs.py: R4cs10const vs R4mem).
+    # toward it after the rise, in every seed (the theory's memorised-value norm;
+    # docs/demo.md, "Why these defaults").
     recall_target: float = field(default=1.0, metadata={"help": "stop at this fact recall"})
     seed: int = field(default=0, metadata={"help": "seed of the initialisation and batches"})
     eos_after_answer: bool = field(
@@ -98,7 +99,7 @@ def _fresh_model_and_data(world: World, cfg: PretrainConfig):
     import datasets
     from transformers import AutoModelForCausalLM
 
-    from cpi_bench.harness_ext.testing.tiny_model import tiny_config, train_tokenizer
+    from cpi_bench.harness_ext.models.tiny import tiny_config, train_tokenizer
 
     torch.manual_seed(cfg.seed)
     lines = world.pretraining_lines()
@@ -177,7 +178,7 @@ def base_model_dir(world: World, cfg: PretrainConfig, cache_root: Path) -> Path:
 def cached_base_model(world: World, cfg: PretrainConfig, cache_root: Path) -> float | None:
     """The cached base model's fact recall, or None when it is not (completely) cached."""
     marker = base_model_dir(world, cfg, cache_root) / DONE_MARKER
-    return json.loads(marker.read_text())["recall"] if marker.is_file() else None
+    return read_json(marker, "base model marker")["recall"] if marker.is_file() else None
 
 
 def pretrain_base_model(

@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -54,15 +52,15 @@ from cpi_bench.demo.variants import (
     Variant,
 )
 from cpi_bench.demo.world import World, WorldConfig
-from cpi_bench.harness_ext.core.cli_args import ArgumentParser
+from cpi_bench.harness_ext.core.cli_args import ArgumentParser, split_list
 from cpi_bench.harness_ext.core.constants import (
     INVERSION_JSON,
 )
 from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import atomic_write_json, claim_output_dir
+from cpi_bench.harness_ext.core.files import atomic_write_json, claim_output_dir, read_json
 
 # Seeds of a default run: 5 seeds = 35 runs and 5 pretrainings, 11 min 30 s of wall time and
-# 22.5 CPU-minutes on an idle 2-core machine (measured; the README's demo section), so 5 seeds
+# 22.5 CPU-minutes on an idle 2-core machine (measured; docs/demo.md), so 5 seeds
 # fit 15 minutes.
 DEFAULT_SEEDS = "0,1,2,3,4"
 QUICK_SEEDS = "0"
@@ -145,7 +143,7 @@ def run_variant(
     name: str, base: Path, world_paths: dict[str, Path], out: Path, sched: Schedule, seed: int
 ) -> dict:
     """``cpi train`` then ``cpi sweep`` for one variant; return its inversion.json."""
-    from cpi_bench.harness_ext.evaluation import sweep
+    from cpi_bench.harness_ext.commands import sweep
     from cpi_bench.trainer import train
 
     run_dir = out / name
@@ -157,7 +155,7 @@ def run_variant(
         raise CPIError(
             f"{run_dir} exists but was not made by cpi demo (move it away or choose another --out)"
         )
-    if run_dir.exists() and json.loads(stamp.read_text()) != args:
+    if run_dir.exists() and read_json(stamp, "demo run stamp") != args:
         print(f"cpi demo: {run_dir} was made with other settings; rerunning {name}")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -183,8 +181,10 @@ def run_variant(
                 ]
             )
         if code:
-            raise RuntimeError(f"cpi sweep failed for variant {name} (exit {code})")
-    return json.loads((run_dir / INVERSION_JSON).read_text())
+            raise CPIError(
+                f"cpi sweep failed for variant {name} (exit {code}; its log says why)", code
+            )
+    return read_json(run_dir / INVERSION_JSON, "inversion.json")
 
 
 # --- parallel runs: worker processes with one torch thread each ---------------------------
@@ -350,7 +350,7 @@ def run_demo(
 
 def _parse_seeds(text: str) -> list[int]:
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",") if s.strip()]  # duplicates refused below
     except ValueError:
         raise CPIError(f"--seeds {text!r}: give comma-separated integers, e.g. 0,1,2") from None
     if not seeds or len(set(seeds)) != len(seeds):
@@ -389,17 +389,13 @@ def _parser() -> ArgumentParser:
 
 
 def _chosen_variants(text: str) -> list[str]:
-    names = [v.strip() for v in text.split(",") if v.strip()]
+    names = split_list(text)
     unknown = [v for v in names if v not in ALL_VARIANTS and v not in ALIASES]
     if unknown:
         choices = [*ALL_VARIANTS, *ALIASES]
         raise CPIError(f"unknown --variants {unknown}; choose from {choices}", exit_code=2)
     runs = {ALIASES.get(v, v) for v in names}
     return [v for v in ALL_VARIANTS if v in runs]
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _run_claimed(
@@ -412,11 +408,8 @@ def _run_claimed(
     world_cfg, pre_cfg = WorldConfig(), PretrainConfig()
     print(f"cpi demo: seeds {seeds}, variants {names}, {sched.max_steps} steps, "
           f"{args.jobs} runs at a time; logs in {out}/seed-<s>/logs/")  # fmt: skip
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a killed demo ends its workers
-    try:
-        run = run_demo(out, world_cfg, pre_cfg, sched, seeds, names, jobs=args.jobs)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # a SIGTERM arrives as KeyboardInterrupt (errors.run_entry): run_demo ends its workers
+    run = run_demo(out, world_cfg, pre_cfg, sched, seeds, names, jobs=args.jobs)
     command = "cpi demo " + " ".join(argv)
     text = write_report(out, run, sched, world_cfg, pre_cfg, command, time.time() - start)
     print(text)

@@ -4,7 +4,6 @@ ift_kinds.json)."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import asdict
@@ -28,7 +27,12 @@ from cpi_bench.demo.variants import (
     DemoRun,
     Variant,
 )
-from cpi_bench.harness_ext.core.files import atomic_write_json, atomic_write_text
+from cpi_bench.harness_ext.core.files import (
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    read_jsonl,
+)
 
 KINDS = ("C", "C+S", "S")
 
@@ -38,12 +42,12 @@ def removed_shares(base: Path, paths: dict[str, Path], variant: Variant) -> dict
     that its curation removes: the trainer's own curation function and scorer (its cache,
     next to the base model, makes this a lookup), applied to the data with its kinds attached."""
     from cpi_bench.trainer.curation import CURATIONS, CurationContext
+    from cpi_bench.trainer.response_loss import ResponseLossScorer
     from cpi_bench.trainer.schema import CONTEXT, INSTRUCTION, RESPONSE, canonical_dataset
-    from cpi_bench.trainer.scoring import ResponseLossScorer
     from cpi_bench.trainer.templates import get_template
 
-    kinds = json.loads(paths[variant.kinds].read_text())
-    rows = [json.loads(line) for line in paths[variant.data].read_text().splitlines()]
+    kinds = read_json(paths[variant.kinds], "world file")
+    rows = read_jsonl(paths[variant.data], "world file")
     ds = canonical_dataset(
         [{INSTRUCTION: r["instruction"], CONTEXT: r["input"], RESPONSE: r["output"]} for r in rows]
     ).add_column("kind", kinds)

@@ -270,11 +270,11 @@ def parse_args(argv: list[str]) -> tuple[TheoryConfig, Any]:
     :class:`CPIError` (one line, exit 2) instead of argparse's usage block."""
     from transformers import HfArgumentParser
 
+    from cpi_bench.harness_ext.core.cli_args import OneLineErrors
     from cpi_bench.harness_ext.core.errors import CPIError
 
-    class Parser(HfArgumentParser):
-        def error(self, message: str):  # type: ignore[override]
-            raise CPIError(f"{message} (see cpi theory --help)")
+    class Parser(OneLineErrors, HfArgumentParser):
+        """transformers' dataclass parser, failing in one line."""
 
     parser = Parser(TheoryConfig, prog="cpi theory", description=__doc__)
     parser.add_argument("--out", required=True, help="folder for theory.json and theory.png")

@@ -45,10 +45,9 @@ class Variant:
 
 # The dose-response drops from ALL examples (context_critical_all), not only from those with
 # a context (context_critical, the paper's): the mixture's S points are as non-context-critical
-# as its C+S points, and context_critical never removes them, so at high doses the S share grew
-# (10% -> 31%) and the drop stopped shrinking (0.30, 0.16, 0.14, 0.17; README). Each dose cuts
-# its own pool (World.pool_rows) down to the mixture's size: cutting the mixture itself left
-# 750 rows at 75%, repeated 17 times in 800 steps, and repetition alone makes a fall (README).
+# as its C+S points, and context_critical never removes them, so the S share would grow with
+# the dose. Each dose cuts its own pool (World.pool_rows) down to the mixture's size, so every
+# run sees each example equally often: repetition alone makes a fall (docs/demo.md).
 DOSE_CURATION = "context_critical_all"
 DOSE_PERCENTS = (25, 50, 75)
 
@@ -90,7 +89,7 @@ VARIANTS: dict[str, Variant] = {
     ),
     "full": Variant(("--finetune", "full"), about="every weight trains (for contrast)"),
 }
-# The dose-responses the README compares with the default one; run only when named
+# The dose-responses docs/demo.md compares with the default one; run only when named
 # (`cpi demo --variants context_critical_paper_75,...`): the paper's curation on the mixture
 # itself (S points kept), and context_critical_all on the mixture itself (no pool).
 ABLATIONS: dict[str, Variant] = {

@@ -54,8 +54,8 @@ class WorldConfig:
     n_known: int = field(default=120, metadata={"help": "subjects memorised in pretraining"})
     n_answers: int = field(default=24, metadata={"help": "answer words per relation"})
     n_ift: int = field(default=3000, metadata={"help": "IFT examples"})
-    # 10% C, 10% S, 80% C+S (round 4 of benchmarks/demo_knobs.py): the non-context-critical
-    # C+S points dominate, so the fall comes mostly from what context_critical removes.
+    # 10% C, 10% S, 80% C+S: the non-context-critical C+S points dominate, so the fall comes
+    # mostly from what context_critical removes (docs/demo.md, "Why these defaults").
     c_fraction: float = field(default=0.1, metadata={"help": "share of C points"})
     s_fraction: float = field(default=0.1, metadata={"help": "share of S points"})
     reading_fraction: float = field(

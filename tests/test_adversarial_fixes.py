@@ -26,7 +26,7 @@ from cpi_bench.harness_ext.evaluation import guards
 from cpi_bench.harness_ext.evaluation.sweep import _batch_size
 from cpi_bench.harness_ext.models.source import model_fingerprint
 from cpi_bench.harness_ext.reports.inversion import build_inversion, load_inversion
-from cpi_bench.harness_ext.reports.tables import write_run_reports
+from cpi_bench.harness_ext.reports.run_report import write as write_run_reports
 
 TASKS = ["--tasks", "cpi_capitals_choice", "--limit", "3", "--device", "cpu", "--threads", "1"]
 
@@ -232,7 +232,7 @@ def test_theory_unknown_option_is_one_line(tmp_path: Path, capsys) -> None:
 
 @pytest.fixture(scope="module")
 def swept_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     run = build_tiny_run(tmp_path_factory.mktemp("adv") / "run", steps=(2, 4))
     assert cli.main(["sweep", str(run), *TASKS]) == 0

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from cpi_bench.harness_ext.core.constants import EVAL_DIR
-from cpi_bench.harness_ext.evaluation.early_stop import InversionStopper
-from cpi_bench.harness_ext.evaluation.items import items_problem
+from cpi_bench.harness_ext.core.items import items_problem
+from cpi_bench.trainer.early_stop import InversionStopper
 
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 
@@ -27,24 +27,23 @@ class FakeEvaluator:
     def __init__(self, tasks=(), limit=None, batch_size=8, apply_chat_template=False, **_):
         self.tasks, self.limit = list(tasks), limit
         self.settings = {"tasks": sorted(self.tasks), "limit": limit}
-        self.last_items: list[dict] = []
 
     def load_tasks(self) -> dict:
         return {"tasks": {}}
 
-    def evaluate(self, model, tokenizer, *, step, label, **kwargs) -> dict:
+    def evaluate(self, model, tokenizer, *, step, label, **kwargs) -> tuple[dict, list[dict]]:
         cf = self.SCRIPT[len(FakeEvaluator.calls)]
         FakeEvaluator.calls.append(step)
         n = 10
         hits = round(cf * n)
-        self.last_items = [
+        records = [
             {"task": "cpi_capitals", "item_id": i, "category": "capital",
              "cf_hit": int(i < hits), "param_hit": int(i >= hits), "output": "x"}
             for i in range(n)
         ]  # fmt: skip
         entry = {"cf_acc,none": cf, "cf_acc_stderr,none": 0.01}
         entry |= {"param_acc,none": 1 - cf, "param_acc_stderr,none": 0.01}
-        return {
+        results = {
             "results": {
                 "cpi_capitals": entry,
                 "cpi_capitals_choice": {"cf_pref,none": 0.5, "cf_pref_stderr,none": 0.02},
@@ -53,6 +52,7 @@ class FakeEvaluator:
             "group_subtasks": {},
             "cpi": {"step": step, "label": label, "source": "callback"},
         }
+        return results, records
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def _trainer(tmp_path: Path, callback, max_steps: int, report_to: list[str]):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
 
     base = build_tiny_model(tmp_path / "base", seed=1, hidden=32, layers=1, heads=2)
     torch.manual_seed(0)
@@ -120,7 +120,7 @@ def _tensorboard_scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
 
 
 def test_metrics_reach_the_trainers_logging(tmp_path: Path, fake_evaluator) -> None:
-    from cpi_bench.harness_ext.evaluation.callback import CPIEvalCallback
+    from cpi_bench.trainer.callback import CPIEvalCallback
 
     fake_evaluator([0.2, 0.6, 0.4])
     callback = CPIEvalCallback(["cpi_capitals", "cpi_capitals_choice"], limit=10)
@@ -143,7 +143,7 @@ def test_metrics_reach_the_trainers_logging(tmp_path: Path, fake_evaluator) -> N
 
 
 def test_unbound_callback_still_fills_log_history(tmp_path: Path, fake_evaluator) -> None:
-    from cpi_bench.harness_ext.evaluation.callback import CPIEvalCallback
+    from cpi_bench.trainer.callback import CPIEvalCallback
 
     fake_evaluator([0.3, 0.1])
     callback = CPIEvalCallback(["cpi_capitals"], limit=10)
@@ -159,7 +159,7 @@ def test_early_stop_at_the_right_step(
 ) -> None:
     """cf_acc per save: peak 0.5 at step 2; 0.45 is within 0.1 of it (no count); 0.3, 0.35
     and 0.1 are at least 0.1 below."""
-    from cpi_bench.harness_ext.evaluation.callback import CPIEvalCallback
+    from cpi_bench.trainer.callback import CPIEvalCallback
 
     fake_evaluator([0.2, 0.5, 0.45, 0.3, 0.35, 0.1])
     callback = CPIEvalCallback(
@@ -193,8 +193,8 @@ def test_stopper_resets_when_cf_acc_recovers() -> None:
 
 @pytest.fixture(scope="module")
 def train_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    from cpi_bench.harness_ext.testing import fixtures
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
+    from tests.helpers import fixtures
 
     root = tmp_path_factory.mktemp("train")
     model = build_tiny_model(root / "model", hidden=32, layers=2, heads=2)

@@ -78,7 +78,7 @@ def test_world_is_seeded_and_has_the_three_kinds(tmp_path):
 
 def test_pretraining_lines_end_with_their_answer_then_eos():
     from cpi_bench.demo.base_model import encode_lines
-    from cpi_bench.harness_ext.testing.tiny_model import train_tokenizer
+    from cpi_bench.harness_ext.models.tiny import train_tokenizer
 
     world = World(WorldConfig(seed=0, n_known=10, n_ift=100, qa_recall_fraction=1.0))
     lines = world.pretraining_lines()
@@ -142,7 +142,7 @@ def test_quick_demo_writes_well_formed_outputs(tmp_path, offline_env):
 def test_a_run_made_with_other_settings_is_redone_not_reused(tmp_path, monkeypatch):
     """A --quick run's outputs in the same OUT must not pass for a full run's."""
     from cpi_bench.demo import demo
-    from cpi_bench.harness_ext.evaluation import sweep
+    from cpi_bench.harness_ext.commands import sweep
     from cpi_bench.trainer import train
 
     calls = []
@@ -250,7 +250,7 @@ def _fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pretraining writes an empty base; `cpi train` does nothing; `cpi sweep` writes an
     inversion.json whose curve depends on the variant (the folder name) and the seed."""
     from cpi_bench.demo import base_model, report
-    from cpi_bench.harness_ext.evaluation import sweep
+    from cpi_bench.harness_ext.commands import sweep
     from cpi_bench.trainer import train
 
     def fake_pretrain(world, cfg, cache, log=print):

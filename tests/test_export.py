@@ -16,7 +16,7 @@ import yaml
 
 from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.reports.inversion import build_inversion
-from cpi_bench.harness_ext.reports.tables import write_run_reports
+from cpi_bench.harness_ext.reports.run_report import write as write_run_reports
 
 # The documented schema: for each object, its required and optional keys and their types.
 SCHEMA: dict[str, dict[str, dict[str, Any]]] = {

@@ -11,11 +11,12 @@ import pytest
 
 from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.core.constants import EVAL_DIR, INVERSION_JSON, INVERSION_MD
-from cpi_bench.harness_ext.evaluation.items import items_path, write_results_with_items
+from cpi_bench.harness_ext.core.items import items_path, write_results_with_items
 from cpi_bench.harness_ext.reports import stats
-from cpi_bench.harness_ext.reports.flips import enrich_inversion, flips_report
+from cpi_bench.harness_ext.reports.flips import flips_report
 from cpi_bench.harness_ext.reports.inversion import build_inversion
-from cpi_bench.harness_ext.reports.tables import write_run_reports
+from cpi_bench.harness_ext.reports.run_report import enrich_inversion
+from cpi_bench.harness_ext.reports.run_report import write as write_run_reports
 
 # ----------------------------------------------------------------------------- statistics
 

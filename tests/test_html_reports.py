@@ -17,8 +17,8 @@ import pytest
 
 from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.reports.inversion import build_inversion
-from cpi_bench.harness_ext.reports.tables import write_run_reports
-from cpi_bench.harness_ext.testing import browser
+from cpi_bench.harness_ext.reports.run_report import write as write_run_reports
+from tests.helpers import browser
 
 EVIL = '<script>alert("x")</script> & "q" <b>'  # a model name is user input
 # (model, cf per task, param per task): cf and param orders differ on purpose.

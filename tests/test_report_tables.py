@@ -16,7 +16,7 @@ from cpi_bench.harness_ext.core.constants import (
     SUMMARY_KEYS,
 )
 from cpi_bench.harness_ext.reports.inversion import build_inversion, row_from_results, summarize
-from cpi_bench.harness_ext.reports.tables import write_run_reports
+from cpi_bench.harness_ext.reports.run_report import write as write_run_reports
 
 
 def step_results(

@@ -41,7 +41,7 @@ def test_a_result_of_an_older_scoring_version_is_evaluated_again(
 ) -> None:
     import torch
 
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     monkeypatch.setenv("CPI_DATA_DIR", str(fixture_data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -174,7 +174,7 @@ def test_compare_reads_a_runs_step_file_for_its_settings(
 ) -> None:
     """A swept run's row is compared with the settings of its own eval/step-N.json."""
     from cpi_bench.harness_ext.reports.inversion import build_inversion
-    from cpi_bench.harness_ext.reports.tables import write_run_reports
+    from cpi_bench.harness_ext.reports.run_report import write as write_run_reports
 
     step = changed(BASE, "versions/cpi_capitals", 3.0)
     step["cpi"] = {"step": 0, "label": "base", "settings": {"limit": 100}}

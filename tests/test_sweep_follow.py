@@ -34,7 +34,7 @@ from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.core import run_folder
 from cpi_bench.harness_ext.core.constants import EVAL_DIR, INVERSION_JSON, RUN_MANIFEST
 from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.testing.env import offline_env
+from tests.helpers.env import offline_env
 
 TASKS = ["--tasks", "cpi_capitals,cpi_capitals_choice", "--limit", "4"]
 COMMON = [*TASKS, "--device", "cpu", "--batch_size", "4"]
@@ -61,7 +61,7 @@ def _set_status(run: Path, status: str) -> None:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished tiny run (checkpoints 2, 4, 6, each with its trainer_state.json)."""
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     root = tmp_path_factory.mktemp("follow")
     run = build_tiny_run(root / "run", steps=(2, 4, 6), base_dir=root / "base")
@@ -108,7 +108,7 @@ def test_a_checkpoint_is_finished_only_once_its_trainer_state_is(pristine: Path,
 def test_cpi_train_accepts_a_folder_a_follower_wrote_first(tmp_path: Path) -> None:
     """Fails on the old claim: eval/ and inversion.* without cpi_run.json were 'files that
     cpi train did not write'."""
-    from cpi_bench.trainer.train import claim_output_dir
+    from cpi_bench.trainer.train import claim_run_dir
 
     out = tmp_path / "run"
     (out / EVAL_DIR).mkdir(parents=True)
@@ -116,13 +116,13 @@ def test_cpi_train_accepts_a_folder_a_follower_wrote_first(tmp_path: Path) -> No
     (out / INVERSION_JSON).write_text("{}")
     (out / ".cpi_inversion.lock").write_text("")
     config = SimpleNamespace(output_dir=str(out), overwrite_output_dir=False)
-    with claim_output_dir(config, {"base_model": "x"}, resuming=False):
+    with claim_run_dir(config, {"base_model": "x"}, resuming=False):
         pass
     assert (out / EVAL_DIR / "step-0.json").read_text() == "{}"  # untouched
 
     (out / "notes.txt").write_text("mine")
     with pytest.raises(CPIError, match="holds files that cpi train did not write"):
-        with claim_output_dir(config, {"base_model": "x"}, resuming=False):
+        with claim_run_dir(config, {"base_model": "x"}, resuming=False):
             pass
 
 
@@ -186,7 +186,7 @@ def _sweep_cmd(run: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "cpi_bench.harness_ext.evaluation.sweep",
+        "cpi_bench.harness_ext.commands.sweep",
         str(run),
         *COMMON,
         "--threads",
@@ -240,8 +240,8 @@ def test_two_followers_beside_cpi_train_give_the_sweep_rows_each_step_once(
     tmp_path: Path, fixture_data_dir: Path
 ) -> None:
     """The followers start before the run folder exists; cpi train saves every step."""
-    from cpi_bench.harness_ext.testing import fixtures
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
+    from tests.helpers import fixtures
 
     tiny = build_tiny_model(tmp_path / "tiny", arch="llama", hidden=32, layers=2, heads=2)
     data = fixtures.write_all(tmp_path / "data")

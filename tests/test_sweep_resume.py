@@ -24,7 +24,7 @@ from cpi_bench.harness_ext.core.constants import (
     EVAL_DIR,
     INVERSION_JSON,
 )
-from cpi_bench.harness_ext.testing.env import offline_env
+from tests.helpers.env import offline_env
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,7 +65,7 @@ def _sweep_cmd(run: Path) -> list[str]:
 def test_kill9_mid_sweep_resumes_to_the_uninterrupted_rows(
     tmp_path: Path, cpi_data_dir: Path
 ) -> None:
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     steps = (2, 4, 6, 8, 10)
     run = build_tiny_run(tmp_path / "run", steps=steps, finetune="full", base_dir=tmp_path / "base")
@@ -138,9 +138,9 @@ def test_callback_in_trainer_writes_files_the_sweep_reuses(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
-    from cpi_bench.harness_ext.evaluation.callback import CPIEvalCallback
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
-    from cpi_bench.harness_ext.testing.tiny_run import write_manifest
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
+    from cpi_bench.trainer.callback import CPIEvalCallback
+    from tests.helpers.tiny_run import write_manifest
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     base = build_tiny_model(tmp_path / "base", seed=1)

@@ -41,7 +41,7 @@ def _data_env(fixture_data_dir: Path):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A full-finetune run and a LoRA run over one tiny base, checkpoints 2, 4, 6."""
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     root = tmp_path_factory.mktemp("runs")
     base = root / "base"
@@ -192,7 +192,7 @@ def test_lora_sweep_swaps_adapters_like_fresh_loads(
     base = AutoModelForCausalLM.from_pretrained(runs["base"], dtype=torch.float32)
     fresh = PeftModel.from_pretrained(base, run / "checkpoint-4")
     tok = AutoTokenizer.from_pretrained(run / "checkpoint-4")
-    direct = evaluator.evaluate(fresh, tok, step=4, label="checkpoint-4")["results"]
+    direct = evaluator.evaluate(fresh, tok, step=4, label="checkpoint-4")[0]["results"]
     for task in ("cpi_capitals", "cpi_capitals_choice"):
         assert {k: v for k, v in swept[task].items()} == {k: v for k, v in direct[task].items()}
 

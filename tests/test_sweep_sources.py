@@ -23,8 +23,8 @@ import pytest
 from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.core.constants import EVAL_DIR, INVERSION_JSON, RUN_MANIFEST
 from cpi_bench.harness_ext.models.revisions import step_from_name
-from cpi_bench.harness_ext.testing.env import offline_env
-from cpi_bench.harness_ext.testing.hub_cache import add_revision
+from tests.helpers.env import offline_env
+from tests.helpers.hub_cache import add_revision
 
 TASKS = "cpi_capitals,cpi_capitals_choice"
 COMMON = ["--tasks", TASKS, "--limit", "4", "--device", "cpu", "--batch_size", "4"]
@@ -49,7 +49,7 @@ def _offline(fixture_data_dir: Path):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A full run and a LoRA run (checkpoints 2, 4, 6) over one base, each swept."""
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     root = tmp_path_factory.mktemp("sources")
     base = root / "base"

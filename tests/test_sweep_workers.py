@@ -27,7 +27,7 @@ import pytest
 
 from cpi_bench.harness_ext.core.constants import INVERSION_JSON
 from cpi_bench.harness_ext.evaluation import workers
-from cpi_bench.harness_ext.testing.env import offline_env
+from tests.helpers.env import offline_env
 
 STEPS = (2, 4, 6, 8)
 EVALUATED = re.compile(r"step-(\d+): evaluated by pid (\d+)")
@@ -41,7 +41,7 @@ def _sweep_cmd(run: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "cpi_bench.harness_ext.evaluation.sweep",  # the module runs as a command (python -m)
+        "cpi_bench.harness_ext.commands.sweep",  # the module runs as a command (python -m)
         str(run),
         "--tasks",
         "cpi_capitals,cpi_capitals_choice",
@@ -58,7 +58,7 @@ def _sweep_cmd(run: Path, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory, fixture_data_dir: Path) -> dict:
     """A tiny run with 4 checkpoints, a pristine copy, and its one-process inversion.json."""
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     root = tmp_path_factory.mktemp("workers")
     run = build_tiny_run(root / "run", steps=STEPS, base_dir=root / "base")

@@ -10,9 +10,9 @@ import pytest
 from lm_eval.api.model import LM
 
 from cpi_bench.harness_ext.lm_eval_plugin.autoload import tasks_dir
-from cpi_bench.harness_ext.testing import public_fixtures
 from cpi_bench.tasks.prompts import QA_INSTRUCTION, QUOTE_INSTRUCTION
 from cpi_bench.tasks.sources import SOURCES
+from tests.helpers import public_fixtures
 
 FAMILIES = ("world_facts", "capitals", "bio", "quotes")
 CORE = [f"cpi_{f}" for f in FAMILIES]

@@ -15,9 +15,9 @@ from lm_eval.api.model import LM
 
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.lm_eval_plugin.autoload import tasks_dir
-from cpi_bench.harness_ext.testing import public_fixtures as fx
 from cpi_bench.tasks import scoring, sources, utils
 from cpi_bench.tasks.sources import SOURCES, find_in_data_dir, load_dataset, load_rows, locate
+from tests.helpers import public_fixtures as fx
 
 CORE = ["cpi_world_facts", "cpi_capitals", "cpi_bio", "cpi_quotes"]
 CONFLICTQA = [f"cpi_conflictqa_{g}" for g in fx.CONFLICTQA_GENERATORS]

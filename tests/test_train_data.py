@@ -10,7 +10,6 @@ import math
 
 import pytest
 
-from cpi_bench.harness_ext.testing import fixtures
 from cpi_bench.trainer.curation import (
     CURATIONS,
     CurationContext,
@@ -20,6 +19,7 @@ from cpi_bench.trainer.curation import (
     parse_curations,
     substitute_counterfactuals,
 )
+from cpi_bench.trainer.response_loss import ResponseLossScorer
 from cpi_bench.trainer.schema import (
     CONTEXT,
     INSTRUCTION,
@@ -30,14 +30,14 @@ from cpi_bench.trainer.schema import (
     load_source,
     to_canonical,
 )
-from cpi_bench.trainer.scoring import ResponseLossScorer
 from cpi_bench.trainer.templates import TEMPLATES
 from cpi_bench.trainer.train import main
+from tests.helpers import fixtures
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
 
     return str(
         build_tiny_model(

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from cpi_bench.harness_ext.testing import fixtures
 from cpi_bench.trainer.schema import (
     RESPONSE,
     CPIError,
@@ -22,11 +21,12 @@ from cpi_bench.trainer.schema import (
     to_canonical,
 )
 from cpi_bench.trainer.train import main
+from tests.helpers import fixtures
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("tiny")
     return build_tiny_model(root / "llama", arch="llama", hidden=32, layers=2, heads=2)
@@ -100,7 +100,7 @@ def _remove_tokenizer(folder: Path) -> None:
             lambda f: (f / "model.safetensors").write_bytes(b"\x00garbage" * 64),
             "model.safetensors are not a readable safetensors file",
         ),
-        (lambda f: (f / "config.json").write_text("{not json"), "config.json is not valid JSON"),
+        (lambda f: (f / "config.json").write_text("{not json"), "config.json is not readable JSON"),
         (_remove_tokenizer, "has no tokenizer files"),
     ],
     ids=["missing-folder", "no-config", "corrupt-safetensors", "bad-config-json", "no-tokenizer"],
@@ -258,7 +258,7 @@ def test_overlap_file_with_a_bad_json_line(tiny, alpaca, tmp_path, capsys):
     bad.write_text('{"answer": "Paris"}\n{"answer": \n')
     argv = train_argv(tiny, alpaca, tmp_path, "--curation", "drop_overlap")
     line = one_line_error(capsys, [*argv, "--overlap_file", str(bad)])
-    assert f"--overlap_file {bad} line 2 is not valid JSON" in line
+    assert f"--overlap_file {bad}: line 2 is not valid JSON" in line
 
 
 # --- the options ---------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from cpi_bench.harness_ext.core.run_folder import MANIFEST_NAME
-from cpi_bench.harness_ext.testing import fixtures
+from cpi_bench.harness_ext.core.run_folder import RUN_MANIFEST
 from cpi_bench.trainer.templates import TEMPLATES
 from cpi_bench.trainer.train import main
+from tests.helpers import fixtures
 
 MANIFEST_KEYS = {
     "base_model",
@@ -52,7 +52,7 @@ FAST = [
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """arch -> folder of a tiny random model (built lazily, once per module)."""
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("models")
     built: dict[str, str] = {}
@@ -123,7 +123,7 @@ def test_checkpoints_manifest_and_chat_template(tmp_path, models, data, monkeypa
     assert writes == [("running", []), ("finished", ["checkpoint-2", "checkpoint-4"])]
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
 
-    manifest = json.loads((run / MANIFEST_NAME).read_text())
+    manifest = json.loads((run / RUN_MANIFEST).read_text())
     assert MANIFEST_KEYS <= set(manifest)
     assert manifest["base_model"] == tiny and manifest["finetune"] == "qk"
     assert manifest["dataset"] == str(data["alpaca"]) and manifest["template"] == "alpaca"
@@ -178,7 +178,7 @@ def test_done_when_command_qk_llama(tmp_path, models, data):
         == 0
     )
     assert (run / "checkpoint-2").is_dir() and (run / "checkpoint-4").is_dir()
-    assert json.loads((run / MANIFEST_NAME).read_text())["status"] == "finished"
+    assert json.loads((run / RUN_MANIFEST).read_text())["status"] == "finished"
     diff = changed(weights(tiny), weights(run / "checkpoint-4"))
     assert diff == {f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in "qk"}
 
@@ -304,7 +304,7 @@ def test_lora_saves_adapters(tmp_path, models, data):
     assert not (ckpt / "model.safetensors").exists()
     adapter = json.loads((ckpt / "adapter_config.json").read_text())
     assert adapter["r"] == 4
-    manifest = json.loads((run / MANIFEST_NAME).read_text())
+    manifest = json.loads((run / RUN_MANIFEST).read_text())
     assert manifest["template"] == "tulu" and manifest["lora"]["r"] == 4
     assert manifest["lora"]["alpha"] == 32 and manifest["lora"]["target_modules"]
     from transformers import AutoTokenizer
@@ -340,7 +340,7 @@ def test_full_with_context_critical(tmp_path, models, data):
         )
         == 0
     )
-    manifest = json.loads((run / MANIFEST_NAME).read_text())
+    manifest = json.loads((run / RUN_MANIFEST).read_text())
     assert manifest["curations"] == [{"name": "context_critical", "kept": 7, "total": 8}]
     assert manifest["n_train_examples"] == 7
     diff = changed(weights(tiny), weights(run / "checkpoint-2"))
@@ -371,7 +371,7 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path, models, d
     resumed.mkdir()
     shutil.copytree(tmp_path / "a" / "checkpoint-2", resumed / "checkpoint-2")
     assert main([*common, "--output_dir", str(resumed), "--resume_from_checkpoint", "last"]) == 0
-    manifest = json.loads((resumed / MANIFEST_NAME).read_text())
+    manifest = json.loads((resumed / RUN_MANIFEST).read_text())
     assert manifest["resumed_from"].endswith("checkpoint-2") and manifest["global_step"] == 4
     a, b = weights(tmp_path / "a" / "checkpoint-4"), weights(resumed / "checkpoint-4")
     for key in a:
@@ -395,9 +395,9 @@ def test_eval_tasks_adds_the_harness_callback(tmp_path, models, data, monkeypatc
         def on_save(self, args, state, control, **kwargs):
             self.saves += 1
 
-    fake = types.ModuleType("cpi_bench.harness_ext.evaluation.callback")
+    fake = types.ModuleType("cpi_bench.trainer.callback")
     fake.CPIEvalCallback = FakeEvalCallback
-    monkeypatch.setitem(sys.modules, "cpi_bench.harness_ext.evaluation.callback", fake)
+    monkeypatch.setitem(sys.modules, "cpi_bench.trainer.callback", fake)
     run = tmp_path / "run"
     assert (
         main(
@@ -432,7 +432,7 @@ def test_eval_tasks_without_the_harness_module_is_a_clear_error(
     import sys
 
     monkeypatch.setitem(
-        sys.modules, "cpi_bench.harness_ext.evaluation.callback", None
+        sys.modules, "cpi_bench.trainer.callback", None
     )  # import fails
     assert (
         main(
@@ -449,7 +449,7 @@ def test_eval_tasks_without_the_harness_module_is_a_clear_error(
         )
         == 2
     )
-    assert "--eval_tasks needs cpi_bench.harness_ext.evaluation.callback" in capsys.readouterr().err
+    assert "--eval_tasks needs cpi_bench.trainer.callback" in capsys.readouterr().err
 
 
 # --- a GGUF base model (harness_ext.models.source) -------------------------------------------
@@ -509,7 +509,7 @@ def test_trains_from_a_gguf_file(tmp_path, data):
     argv[argv.index("--per_device_train_batch_size") + 1] = "1"
     argv[argv.index("--max_length") + 1] = "64"
     assert main(argv) == 0
-    manifest = json.loads((run / MANIFEST_NAME).read_text())
+    manifest = json.loads((run / RUN_MANIFEST).read_text())
     assert manifest["status"] == "finished" and manifest["global_step"] == 1
     assert (run / "checkpoint-1" / "model.safetensors").is_file()
 
@@ -519,7 +519,7 @@ def test_trains_from_a_gguf_file(tmp_path, data):
 def test_qk_on_gemma3_trains_exactly_the_query_and_key_projections(tmp_path, data):
     """Gemma 3 has q_proj/k_proj and, after them, RMSNorm gains q_norm/k_norm. cpi's qk mode is
     the paper's W_Q/W_K finetuning: the 36 q_proj/k_proj weights (18 layers) change, the
-    norms and every other tensor stay bit-identical (documented in trainer/README.md)."""
+    norms and every other tensor stay bit-identical (documented in docs/training.md)."""
     import torch
 
     from cpi_bench.harness_ext.models import fetch, source

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cpi_bench.harness_ext.testing import fixtures
+from tests.helpers import fixtures
 
 LAUNCH_TIMEOUT_S = 300  # a healthy run takes well under a minute on 2 shared cores
 MARKER_ENV = "CPI_TEST_LAUNCH_ID"  # inherited by every process the launcher starts
@@ -183,7 +183,7 @@ def test_two_cpu_processes_ddp_qk_gpt2(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
 
     accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable))
     if accelerate is None:

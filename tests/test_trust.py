@@ -30,7 +30,7 @@ TASKS = ["--tasks", "cpi_capitals_choice", "--limit", "3", "--device", "cpu"]
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     return build_tiny_run(tmp_path_factory.mktemp("trust") / "run", steps=(2, 4))
 
@@ -67,7 +67,7 @@ def test_changed_weights_data_and_version_each_reevaluate_with_a_reason(
 def test_edited_data_file_reevaluates(
     tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    from cpi_bench.harness_ext.testing.public_fixtures import write_fixture_data
+    from tests.helpers.public_fixtures import write_fixture_data
 
     data_dir = write_fixture_data(tmp_path / "data")
     monkeypatch.setenv("CPI_DATA_DIR", str(data_dir))

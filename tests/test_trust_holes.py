@@ -21,7 +21,7 @@ from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.files import OWNER_MARKER, claim_output_dir
 from cpi_bench.harness_ext.core.run_folder import (
-    MANIFEST_NAME,
+    RUN_MANIFEST,
     checkpoint_problem,
     last_complete_checkpoint,
     list_checkpoints,
@@ -46,7 +46,7 @@ FAST = [
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "llama", hidden=32, heads=2)
 
@@ -94,7 +94,7 @@ def train(*argv: str) -> int:
 
 def _spec(kind: str, tiny: Path, root: Path) -> str:
     """A model spec of ``kind`` for the tiny model, built under ``root``."""
-    from cpi_bench.harness_ext.testing.model_specs import install_in_hub_cache, write_tiny_gguf
+    from tests.helpers.model_specs import install_in_hub_cache, write_tiny_gguf
 
     if kind == "folder":
         return str(tiny)
@@ -133,11 +133,11 @@ def test_train_then_sweep_works_for_every_model_spec(
         for args in (["train", *argv], ["sweep", str(run), *TASKS]):
             res = subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=600)
             assert res.returncode == 0, res.stderr[-800:]
-        assert json.loads((run / MANIFEST_NAME).read_text())["base_revision"]
+        assert json.loads((run / RUN_MANIFEST).read_text())["base_revision"]
     else:
         assert train(*argv) == 0
         assert cli.main(["sweep", str(run), *TASKS]) == 0
-    manifest = json.loads((run / MANIFEST_NAME).read_text())
+    manifest = json.loads((run / RUN_MANIFEST).read_text())
     adapter = json.loads((run / "checkpoint-2" / "adapter_config.json").read_text())
     if kind.startswith("gguf") or kind.startswith("folder holding"):
         assert manifest["base_model"] == str(tmp_path / "models" / "tiny.gguf")
@@ -151,7 +151,7 @@ def test_a_gguf_is_fingerprinted_as_its_own_file_not_its_folder(tiny: Path, tmp_
     ambiguous (refused, naming the files), never a hash of all its GGUFs."""
     pytest.importorskip("gguf")
     from cpi_bench.harness_ext.models.source import load_model
-    from cpi_bench.harness_ext.testing.model_specs import write_tiny_gguf
+    from tests.helpers.model_specs import write_tiny_gguf
 
     one = write_tiny_gguf(tiny, tmp_path / "alone" / "tiny.gguf")
     shared = write_tiny_gguf(tiny, tmp_path / "models" / "tiny.gguf")
@@ -226,7 +226,7 @@ def test_resume_last_after_a_kill_during_save_rewrites_that_step(
     _truncate(run / "checkpoint-4" / "model.safetensors")
     (run / "checkpoint-4" / "trainer_state.json").unlink()
     assert train(*argv, "--resume_from_checkpoint", "last") == 0
-    manifest = json.loads((run / MANIFEST_NAME).read_text())
+    manifest = json.loads((run / RUN_MANIFEST).read_text())
     assert manifest["resumed_from"].endswith("checkpoint-2") and manifest["global_step"] == 4
     assert checkpoint_problem(run / "checkpoint-4", resume=True) is None
     got = load_file(run / "checkpoint-4" / "model.safetensors")
@@ -244,7 +244,7 @@ def test_an_adapter_whose_tensors_land_nowhere_fails_that_checkpoint(
     numbers with exit 0; now that checkpoint fails, naming the unmatched tensors."""
     from safetensors.torch import load_file, save_file
 
-    from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+    from tests.helpers.tiny_run import build_tiny_run
 
     run = build_tiny_run(tmp_path / "run", steps=(2, 4), finetune="lora", hidden=32)
     weights = run / "checkpoint-4" / "adapter_model.safetensors"

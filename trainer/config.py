@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-from cpi_bench.harness_ext.core.cli_args import parse_limit, positive_number
+from cpi_bench.harness_ext.core.cli_args import (
+    OneLineErrors,
+    parse_limit,
+    positive_number,
+    split_list,
+)
 from cpi_bench.harness_ext.core.errors import CPIError
 
 from .curation import CURATIONS, parse_curations
@@ -142,7 +147,7 @@ class CPITrainConfig(SFTConfig):
         default=None,
         metadata={
             "help": "Comma-separated lm-eval task names (e.g. cpi_capitals) to evaluate "
-            "during training via cpi_bench.harness_ext.evaluation.callback.CPIEvalCallback. "
+            "during training via cpi_bench.trainer.callback.CPIEvalCallback. "
             "Default: none (evaluate the checkpoints afterwards with cpi sweep)."
         },
     )
@@ -292,7 +297,7 @@ class CPITrainConfig(SFTConfig):
 
     @property
     def eval_task_names(self) -> list[str]:
-        return [t.strip() for t in (self.eval_tasks or "").split(",") if t.strip()]
+        return split_list(self.eval_tasks)
 
 
 def _is_count(value: object) -> bool:
@@ -307,12 +312,9 @@ def _positive_count(value: object, flag: str) -> None:
         raise CPIError(f"{flag} {value!r} is invalid (give a whole number >= 1)")
 
 
-class CPITrainParser(TrlParser):
-    """TRL's parser, except that a usage error (an unknown choice, 'nan' for an integer
-    option) is one CPIError line with exit status 2, not argparse's 160-line usage block."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise CPIError(f"{message} (see {self.prog} --help)")
+class CPITrainParser(OneLineErrors, TrlParser):
+    """TRL's parser; a usage error (an unknown choice, 'nan' for an integer option) is one
+    CPIError line with exit status 2, not argparse's 160-line usage block."""
 
 
 def make_parser(prog: str = "cpi train", description: str | None = None) -> TrlParser:

@@ -25,7 +25,6 @@ given.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -35,6 +34,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cpi_bench.harness_ext.core.cli_args import split_list
+from cpi_bench.harness_ext.core.files import read_json, read_jsonl
 
 from .schema import (
     CONTEXT,
@@ -203,7 +205,7 @@ CURATIONS: dict[str, Curation] = {
 
 def parse_curations(spec: str | None) -> list[str]:
     """``"a,b"`` -> ["a", "b"]; unknown names raise a one-line error."""
-    names = [n.strip() for n in (spec or "").split(",") if n.strip()]
+    names = split_list(spec)
     unknown = [n for n in names if n not in CURATIONS]
     if unknown:
         raise CPIError(
@@ -246,31 +248,11 @@ def _question_entities(question: str) -> list[str]:
 
 
 def _read_records(path: Path) -> list[Any]:
-    """The records of an --overlap_file; bad JSON or non-UTF-8 text is an error naming the
-    line (json's own message would not name the file)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        line = err.object.count(b"\n", 0, err.start) + 1
-        raise CPIError(
-            f"--overlap_file {path} line {line} is not UTF-8 text; re-save the file as UTF-8"
-        ) from None
+    """The records of an --overlap_file (JSON Lines, or a JSON list or ``{"data": [...]}``);
+    bad JSON or non-UTF-8 text is an error naming the file and line."""
     if path.suffix == ".jsonl":
-        lines = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
-    else:
-        lines = [(1, text)]
-    records: list[Any] = []
-    for first, chunk in lines:
-        try:
-            records.append(json.loads(chunk))
-        except json.JSONDecodeError as err:
-            raise CPIError(
-                f"--overlap_file {path} line {first + err.lineno - 1} is not valid JSON "
-                f"({err.msg}); fix or remove it"
-            ) from None
-    if path.suffix == ".jsonl":
-        return records
-    data = records[0]
+        return read_jsonl(path, "--overlap_file")
+    data = read_json(path, "--overlap_file")
     if isinstance(data, dict):
         data = data.get("data") or data.get("rows") or list(data.values())
     if not isinstance(data, list):
@@ -300,7 +282,7 @@ def load_entities(entities: str | None, path: str | None) -> tuple[str, ...]:
     """Entities from a comma-separated list and/or a file: ``.txt`` (one per line) or a
     ``.json``/``.jsonl`` evaluation file (answer fields plus capitalised phrases of questions,
     e.g. CF_Capitals gives the countries and both capitals)."""
-    found = [e.strip() for e in (entities or "").split(",") if e.strip()]
+    found = split_list(entities)
     if path:
         p = Path(path)
         if not p.is_file():

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.errors import CPIError, one_line
 
 if TYPE_CHECKING:  # datasets is imported lazily so ``cpi train --help`` stays fast
     from datasets import Dataset
@@ -204,7 +204,7 @@ def _load_local(path: Path, builder: str) -> Dataset:
         raise
     except Exception as err:  # noqa: BLE001 - arrow/datasets raise many types for bad files
         raise CPIError(
-            f"dataset file {path} could not be read as {builder} ({_first_line(err)}); check "
+            f"dataset file {path} could not be read as {builder} ({one_line(err)}); check "
             f"that it is a valid {builder} file, or convert it to JSON Lines"
         ) from err
 
@@ -222,15 +222,9 @@ def _load_hub(name: str, split: str, config_name: str | None) -> Dataset:
         raise
     except Exception as err:  # noqa: BLE001 - hub, network and builder errors alike
         raise CPIError(
-            f"dataset {name} (split {split}) could not be loaded ({_first_line(err)}); check the "
+            f"dataset {name} (split {split}) could not be loaded ({one_line(err)}); check the "
             f"hub id and --dataset_train_split, or pass a local {_SUPPORTED} file"
         ) from err
-
-
-def _first_line(err: BaseException) -> str:
-    cause = err.__cause__ or err.__context__
-    text = str(err).strip() or (str(cause).strip() if cause else "") or type(err).__name__
-    return text.splitlines()[0][:300]
 
 
 # --- the checks of a local JSON file ---------------------------------------------------------
@@ -367,7 +361,7 @@ def check_parquet_file(path: Path, allowed: tuple[str, ...] | None = None) -> No
         meta = pq.ParquetFile(path)
     except Exception as err:  # noqa: BLE001 - ArrowInvalid, OSError, ...
         raise CPIError(
-            f"dataset file {path} is not a readable parquet file ({_first_line(err)}); "
+            f"dataset file {path} is not a readable parquet file ({one_line(err)}); "
             "write it again (e.g. Dataset.to_parquet) or convert it to JSON Lines"
         ) from None
     if meta.metadata.num_rows == 0:

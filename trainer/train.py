@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core import run_folder
-from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core import model_files, run_folder
+from cpi_bench.harness_ext.core.errors import CPIError, failure_reason, one_line
 
 from .quantization import check_quantization, quantization_kwargs, quantization_record
 from .schema import MESSAGES
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> tuple[Any, Any, Any]:
     except CPIError:
         raise
     except ValueError as err:  # TRL/transformers validation, unknown flags in a YAML file
-        message = str(err).strip().splitlines()[0]
+        message = one_line(err)
         if "not used by the HfArgumentParser" in message or "Unknown arguments" in message:
             unknown = message.split(":", 1)[1].strip()
             message = f"unknown option(s) {unknown}; see cpi train --help for the option names"
@@ -144,7 +144,6 @@ def check_model_files(spec: str, trust_remote_code: bool = False) -> Any:
     large") name no fix."""
     import importlib.util
 
-    from cpi_bench.harness_ext.core import model_files
     from cpi_bench.harness_ext.models.source import resolve_model
 
     src = resolve_model(spec)
@@ -177,16 +176,12 @@ def check_model_files(spec: str, trust_remote_code: bool = False) -> Any:
 
 
 def _check_json_file(path: Path) -> None:
-    import json
-
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        where = f"line {err.lineno}: {err.msg}" if isinstance(err, json.JSONDecodeError) else err
+    problem = model_files.json_problem(path)
+    if problem:
         raise CPIError(
-            f"model config {path} is not valid JSON ({where}); re-save the model with "
-            "save_pretrained or re-download it"
-        ) from None
+            f"model {path.parent}: {problem}; re-save the model with save_pretrained or "
+            "re-download it"
+        )
 
 
 def _check_safetensors(src: Any) -> None:
@@ -205,8 +200,8 @@ def _check_safetensors(src: Any) -> None:
         except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, ...
             raise CPIError(
                 f"model weights {path} are not a readable safetensors file "
-                f"({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
-                "); the file is damaged or incomplete: re-download it or re-save the model"
+                f"({one_line(err)}); the file is damaged or incomplete: re-download it or "
+                "re-save the model"
             ) from None
 
 
@@ -223,10 +218,10 @@ def _check_gguf_magic(path: Path) -> None:
 def eval_callback_class() -> type:
     """harness_ext's in-training evaluation callback, imported only when --eval_tasks is set."""
     try:
-        from cpi_bench.harness_ext.evaluation.callback import CPIEvalCallback
+        from cpi_bench.trainer.callback import CPIEvalCallback
     except ImportError as err:
         raise CPIError(
-            f"--eval_tasks needs cpi_bench.harness_ext.evaluation.callback ({err}); update "
+            f"--eval_tasks needs cpi_bench.trainer.callback ({err}); update "
             "cpi-bench or drop --eval_tasks and evaluate with cpi sweep"
         ) from None
     return CPIEvalCallback
@@ -269,7 +264,7 @@ def curation_context(config: Any, model_args: Any, template: Any) -> Any:
     """What the chosen curations need, loaded up front (only for the curations asked for:
     the scorer loads the base model, the sources are files that may not exist otherwise)."""
     from .curation import CURATIONS, CurationContext, load_counterfactuals, load_entities
-    from .scoring import ResponseLossScorer
+    from .response_loss import ResponseLossScorer
 
     names = config.curation_names
     scorer = None
@@ -332,10 +327,8 @@ def _model_load_errors(src: Any, what: str) -> Iterator[None]:
     except CPIError:
         raise
     except Exception as err:  # noqa: BLE001 - from_pretrained raises many types
-        text = str(err).strip()
         raise CPIError(
-            f"could not load the model {what} from {src} "
-            f"({type(err).__name__}: {text.splitlines()[0] if text else 'no message'}); check "
+            f"could not load the model {what} from {src} ({failure_reason(err)}); check "
             "--model_name_or_path (a folder save_pretrained wrote, a .gguf file or a hub id)"
         ) from err
 
@@ -500,7 +493,7 @@ def _older_run_folder(resuming: bool) -> Any:
 
 
 @contextlib.contextmanager
-def claim_output_dir(config: Any, identity: dict[str, Any], resuming: bool) -> Iterator[None]:
+def claim_run_dir(config: Any, identity: dict[str, Any], resuming: bool) -> Iterator[None]:
     """Hold --output_dir for this run (core/files.py's claim: one of two cpi train started on
     one folder proceeds, the other exits 2), then refuse to mix two runs in it or to write
     among someone else's files; --overwrite_output_dir replaces an earlier cpi run (only its
@@ -618,7 +611,7 @@ def run(script_args: Any, config: Any, model_args: Any) -> int:
     if state.is_main_process:
         identity = run_identity_from_args(script_args, config, model_args)
         resuming = bool(resume_requested(config))
-        claim = claim_output_dir(config, identity, resuming=resuming)
+        claim = claim_run_dir(config, identity, resuming=resuming)
     with claim:
         return _run_claimed(script_args, config, model_args, state)
 
@@ -669,14 +662,12 @@ def _run_claimed(script_args: Any, config: Any, model_args: Any, state: Any) -> 
 def end_distributed(trainer: Any) -> None:
     """Close the trackers and the process group so that every rank exits.
 
-    The order matters. DDP's C++ Reducer holds a reference to the process group; with the
-    group destroyed first (``trainer.end()``), the Reducer held the last one, so the group's
-    destructor ran when run() returned, under the GIL, and joined gloo's worker threads while
-    one of them waited for the GIL to free an all_gather's tensor: rank 1 hung forever after
-    the last checkpoint (tests/test_train_multiproc.py on 2 cores; gdb: ~ProcessGroupGloo in
-    pthread_join, the gloo thread in take_gil). Dropping the Reducer while the group is still
-    registered leaves the last reference to Python's ProcessGroup object, whose binding
-    releases the GIL before destroying the group.
+    The order matters. DDP's C++ Reducer holds a reference to the process group. If the
+    group is destroyed first (``trainer.end()``), the Reducer holds the last reference, so the
+    group's destructor runs under the GIL and joins gloo's worker threads while one of them
+    waits for the GIL: the rank hangs after the last checkpoint. Dropping the Reducer while
+    the group is still registered leaves the last reference to Python's ProcessGroup object,
+    whose binding releases the GIL before destroying the group.
     """
     import torch.distributed as dist
 
@@ -702,8 +693,7 @@ def train_or_mark_failed(
         return trainer.train(resume_from_checkpoint=resumed_from)
     except BaseException as exc:
         if state.is_main_process:
-            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
-            manifest.update(status=run_folder.FAILED, failure=reason.strip())
+            manifest.update(status=run_folder.FAILED, failure=failure_reason(exc))
             run_folder.write_manifest(output_dir, manifest)
         raise
 

@@ -51,10 +51,17 @@ def positive_number(value: float | int | None, flag: str, allow_zero: bool = Fal
         raise CPIError(f"{flag} {value!r} is invalid (give a finite number {need})")
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, except that a usage error raises :class:`CPIError` instead of printing the
-    usage block and exiting: every ``cpi`` command then reports bad flags in the same one
-    line, ``cpi <command>: error: <what> (see cpi <command> --help)``, with exit status 2."""
+class OneLineErrors:
+    """Mix into any argparse parser (argparse's own, TRL's, transformers'): a usage error
+    raises :class:`CPIError` instead of printing the usage block and exiting, so every ``cpi``
+    command reports bad flags in the same one line, ``cpi <command>: error: <what> (see cpi
+    <command> --help)``, with exit status 2."""
+
+    prog: str
 
     def error(self, message: str):  # type: ignore[override]
         raise CPIError(f"{message} (see {self.prog} --help)")
+
+
+class ArgumentParser(OneLineErrors, argparse.ArgumentParser):
+    """argparse with :class:`OneLineErrors`."""

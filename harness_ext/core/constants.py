@@ -32,6 +32,7 @@ CPI_CORE_TASKS = ("cpi_world_facts", "cpi_capitals", "cpi_bio", "cpi_quotes")
 CF_ACC = "cf_acc"  # 1 when the generated answer states the context's (counterfactual) answer
 PARAM_ACC = "param_acc"  # 1 when it states the memorised (parametric) answer
 CF_PREF = "cf_pref"  # two-choice tasks: p(ctx) / (p(ctx) + p(mem))
+REASON_METRIC = "reason"  # generation tasks: per item, the scoring rule that decided cf/param
 CPI_METRICS = (CF_ACC, PARAM_ACC)
 DEFAULT_FILTER = "none"  # lm-eval writes "<metric>,<filter>" and "<metric>_stderr,<filter>"
 

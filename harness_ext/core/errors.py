@@ -38,15 +38,25 @@ class CPIError(Exception):
 
 
 def debug_enabled() -> bool:
-    """True when the user asked for tracebacks (``CPI_DEBUG=1``; ``CPI_TRACEBACK`` is the
-    older name)."""
-    return any(os.environ.get(k, "") not in ("", "0") for k in ("CPI_DEBUG", "CPI_TRACEBACK"))
+    """True when the user asked for tracebacks (``CPI_DEBUG=1``, or ``cpi --debug``)."""
+    return os.environ.get("CPI_DEBUG", "") not in ("", "0")
 
 
 def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (``TypeName`` when it has none)."""
+    """The first line of an exception's message; when it has none, its cause's (a wrapper
+    raised ``from`` another error), else ``TypeName``."""
     text = str(exc).strip()
+    cause = exc.__cause__ or exc.__context__
+    if not text and cause is not None:
+        text = str(cause).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def failure_reason(exc: BaseException) -> str:
+    """``TypeName: first line`` of an exception: the ``reason`` a failure record (a step of a
+    sweep, a failed training run) keeps."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 class Terminated(KeyboardInterrupt):

@@ -29,11 +29,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.errors import CPIError, one_line
 
 TMP_SUFFIX = ".tmp"
 OWNER_MARKER = ".cpi_owner"
-LEGACY_MARKERS = (".cpi_models",)  # cpi models fetch's marker before OWNER_MARKER was shared
 CLAIM_NOTE = ".cpi_claim.json"  # who holds a folder's claim now (command, pid)
 _HASH_CHUNK = 1 << 20  # bytes read per update when hashing
 
@@ -103,11 +102,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _writer_pid(name: str) -> int | None:
-    """The pid in ``.<name>.<pid>.<thread>.tmp`` (or the older ``.<name>.<pid>.tmp``)."""
+    """The pid in ``.<name>.<pid>.<thread>.tmp`` (see ``_tmp_name``), or None."""
     parts = name[: -len(TMP_SUFFIX)].split(".")
     if len(parts) >= 4 and parts[-1].isdigit() and parts[-2].isdigit():
         return int(parts[-2])
-    return int(parts[-1]) if len(parts) >= 3 and parts[-1].isdigit() else None
+    return None
 
 
 def remove_stale_tmp(folder: str | os.PathLike) -> None:
@@ -140,6 +139,34 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise CPIError(f"{path}: cannot read ({err.strerror or err})") from None
 
 
+def read_jsonl(path: str | os.PathLike, what: str = "JSON Lines file") -> list[Any]:
+    """Parse every non-blank line of ``path`` (JSON Lines) or raise :class:`CPIError` naming
+    ``what`` (a flag or a kind of file), the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CPIError(f"{what} {path}: no such file (check the path)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = err.object.count(b"\n", 0, err.start) + 1
+        raise CPIError(
+            f"{what} {path}: line {line} is not UTF-8 text (re-save the file as UTF-8)"
+        ) from None
+    except OSError as err:
+        raise CPIError(f"{what} {path}: cannot read ({err.strerror or err})") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise CPIError(
+                    f"{what} {path}: line {n} is not valid JSON ({err.msg}); fix or remove "
+                    "that line (JSON Lines: one object per line)"
+                ) from None
+    return rows
+
+
 def read_yaml(path: str | os.PathLike, flag: str, fix: str) -> Any:
     """Parse a YAML file a user gave with ``flag`` or raise :class:`CPIError` naming it (and
     the line and column of a syntax error); ``fix`` says how to repair a malformed file."""
@@ -157,7 +184,7 @@ def read_yaml(path: str | os.PathLike, flag: str, fix: str) -> Any:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
+        problem = getattr(err, "problem", None) or one_line(err)
         raise CPIError(f"{flag} {path}{where} is not valid YAML ({problem}); {fix}") from None
 
 
@@ -166,18 +193,27 @@ def read_yaml(path: str | os.PathLike, flag: str, fix: str) -> Any:
 _memo: dict[tuple[str, int, int, int, int], str] = {}
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("CPI_CACHE_DIR") or os.path.join(
+CACHE_ENV = "CPI_CACHE_DIR"
+
+
+def cache_dir(kind: str) -> Path:
+    """The folder of one kind of cpi cache (``file_hashes``, ``context_critical``):
+    ``$CPI_CACHE_DIR/<kind>``, by default under ``~/.cache/cpi-bench`` (``$XDG_CACHE_HOME``
+    when set). Every cache lives under this one root, so one variable moves them all."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cpi-bench"
     )
-    return Path(root) / "file_hashes"
+    return Path(root) / kind
+
+
+def _cache_root() -> Path:
+    return cache_dir("file_hashes")
 
 
 def _cache_entry(disk_key: str) -> Path:
     """One small file per (path, size, mtime, ctime, inode) key: a lookup reads ~64 bytes and a
     new hash writes one file (atomically), so the cost does not grow with the cache and
-    concurrent runs never lose each other's entries. (One JSON file for every hash ever made
-    was re-read and re-written whole for each new file: 6 MB after a few demos.)"""
+    concurrent runs never lose each other's entries."""
     name = hashlib.sha256(disk_key.encode()).hexdigest()
     return _cache_root() / name[:2] / name
 
@@ -228,7 +264,7 @@ def text_sha256(text: str) -> str:
 def owned_by_cpi(folder: str | os.PathLike) -> bool:
     """Whether ``folder`` carries cpi's owner marker (or the one ``cpi models fetch`` wrote
     before all commands shared ``.cpi_owner``)."""
-    return any((Path(folder) / name).is_file() for name in (OWNER_MARKER, *LEGACY_MARKERS))
+    return (Path(folder) / OWNER_MARKER).is_file()
 
 
 def _user_entries(folder: Path) -> list[str]:

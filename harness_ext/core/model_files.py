@@ -201,11 +201,15 @@ def file_problem(path: Path) -> Problem | None:
     return None
 
 
-def _json_problem(path: Path) -> str | None:
+def json_problem(path: Path) -> str | None:
+    """Why a model's JSON file (``config.json``, ``adapter_config.json``) is unusable: not
+    readable JSON (where), or not an object; None when it is fine."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return f"{path.name} is not readable JSON"
+    except json.JSONDecodeError as err:
+        return f"{path.name} is not readable JSON ({err.msg} at line {err.lineno})"
+    except (OSError, UnicodeDecodeError) as err:
+        return f"{path.name} is not readable JSON ({type(err).__name__})"
     return None if isinstance(data, dict) else f"{path.name} is not a JSON object"
 
 
@@ -216,7 +220,7 @@ def folder_problem(folder: Path, damaged: bool = False) -> str | None:
     config = folder / (ADAPTER_CONFIG if is_adapter_only(folder) else CONFIG)
     if not config.is_file():
         return f"no {CONFIG}"
-    problem = _json_problem(config) if damaged else None
+    problem = json_problem(config) if damaged else None
     if problem:
         return problem
     try:
@@ -241,4 +245,4 @@ def resume_problem(folder: Path) -> str | None:
     state = folder / TRAINER_STATE
     if not state.is_file():
         return f"no {TRAINER_STATE} (its save was cut short)"
-    return _json_problem(state)
+    return json_problem(state)

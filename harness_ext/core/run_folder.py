@@ -38,7 +38,6 @@ from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.files import atomic_write_json, read_json
 from cpi_bench.harness_ext.core.model_files import folder_problem, resume_problem
 
-MANIFEST_NAME = RUN_MANIFEST
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 STATUSES = (RUNNING, FINISHED, FAILED)
 FINETUNE_MODES = ("full", "lora", "qk")
@@ -96,7 +95,7 @@ def library_versions() -> dict[str, str | None]:
 
 
 def manifest_path(run_dir: str | os.PathLike) -> Path:
-    return Path(run_dir) / MANIFEST_NAME
+    return Path(run_dir) / RUN_MANIFEST
 
 
 def write_manifest(run_dir: str | os.PathLike, manifest: dict[str, Any]) -> Path:
@@ -175,7 +174,7 @@ def check_not_a_parent_of_runs(folder: str | os.PathLike) -> None:
     shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
     example = folder / names[0]
     raise CPIError(
-        f"{folder} is not a run folder (no {MANIFEST_NAME}) but holds {len(runs)} run "
+        f"{folder} is not a run folder (no {RUN_MANIFEST}) but holds {len(runs)} run "
         f"folder(s): {shown} (give one of them, e.g. {example})"
     )
 
@@ -193,11 +192,6 @@ def resolve_base(base: str, run_dir: str | os.PathLike, from_cli: bool = False) 
     if (anchor / p).exists():
         return str((anchor / p).resolve())
     return base
-
-
-def run_identity(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The keys that say which run a manifest describes (see IDENTITY_KEYS)."""
-    return {k: manifest.get(k) for k in IDENTITY_KEYS}
 
 
 def identity_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str | None:

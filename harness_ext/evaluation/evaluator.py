@@ -18,7 +18,6 @@ import inspect
 import logging
 import random
 import time
-from pathlib import Path
 from typing import Any
 
 from cpi_bench.harness_ext.core.cli_args import parse_limit
@@ -37,7 +36,7 @@ from cpi_bench.harness_ext.core.constants import (
 from cpi_bench.harness_ext.core.errors import (
     CPIError,
 )
-from cpi_bench.harness_ext.evaluation.items import records_from_samples
+from cpi_bench.harness_ext.core.items import records_from_samples
 from cpi_bench.harness_ext.evaluation.provenance import PROVENANCE_KEY
 
 log = logging.getLogger("cpi_bench.evaluator")
@@ -197,7 +196,6 @@ class CheckpointEvaluator:
         self._hflm_cls = None
         # Per-item records of the last evaluate() (see .items): lm-eval's logged samples,
         # reduced to what each item scored; the results dict itself keeps no samples.
-        self.last_items: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ settings
     @property
@@ -293,10 +291,9 @@ class CheckpointEvaluator:
         model_path: str | None = None,
         cache_db: str | None = None,
         provenance: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Evaluate one loaded model; return an lm-eval results dict plus our ``cpi`` block.
-        Its per-item records are then in ``self.last_items`` (write both with
-        :func:`.items.write_results_with_items`).
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Evaluate one loaded model; return (an lm-eval results dict plus our ``cpi`` block,
+        its per-item records); write both with ``core/items.write_results_with_items``.
 
         Args:
             model: a ``transformers`` causal LM or ``peft`` model, already on its device.
@@ -314,7 +311,7 @@ class CheckpointEvaluator:
         started = time.time()
         try:
             lm = self.wrap(model, tokenizer)
-            results = self._run_lm_eval(lm, loaded, cache_db)
+            results, records = self._run_lm_eval(lm, loaded, cache_db)
             attention = self._attention(lm, loaded)
         finally:
             model.train(was_training)
@@ -330,10 +327,13 @@ class CheckpointEvaluator:
             ATTENTION_KEY: attention,
             "eval_seconds": round(time.time() - started, 3),
         }
-        return results
+        return results, records
 
-    def _run_lm_eval(self, lm, loaded: dict[str, Any], cache_db: str | None) -> dict[str, Any]:
-        """lm-eval's evaluate() with its CLI seeds reset first (order-independent numbers)."""
+    def _run_lm_eval(
+        self, lm, loaded: dict[str, Any], cache_db: str | None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """lm-eval's evaluate() with its CLI seeds reset first (order-independent numbers);
+        the results without the bulky samples, and the per-item records made from them."""
         import numpy as np
         import torch
         from lm_eval import evaluator as lm_evaluator
@@ -358,8 +358,7 @@ class CheckpointEvaluator:
                 apply_chat_template=self.apply_chat_template,
                 fewshot_as_multiturn=bool(self.apply_chat_template),
             )
-        self.last_items = records_from_samples(results.pop("samples", None))
-        return results
+        return results, records_from_samples(results.pop("samples", None))
 
     def _attention(self, lm, loaded: dict[str, Any]) -> dict[str, Any] | None:
         """The attention-to-context measurement, when asked for (else None)."""
@@ -428,9 +427,3 @@ def default_device() -> str:
     if mps is not None and mps.is_available():
         return "mps"
     return "cpu"
-
-
-def resolve_path(path: str) -> str:
-    """A local path made absolute; a hub id returned as it is."""
-    p = Path(path).expanduser()
-    return str(p.resolve()) if p.exists() else path

@@ -41,7 +41,7 @@ from cpi_bench.harness_ext.core.files import remove_stale_tmp
 from cpi_bench.harness_ext.core.run_folder import (
     FAILED,
     FINISHED,
-    MANIFEST_NAME,
+    RUN_MANIFEST,
     Target,
     finished_checkpoints,
     manifest_path,
@@ -187,7 +187,7 @@ def _round(args, out, err, steps: SweepSteps, state: _State, discover, final: bo
 def _ending(status: str | None, state: _State, args: argparse.Namespace) -> str | None:
     """Why the follower ends now (None: it goes on)."""
     if status in (FINISHED, FAILED):
-        return f"the run is {status} ({MANIFEST_NAME}); evaluating what remains"
+        return f"the run is {status} ({RUN_MANIFEST}); evaluating what remains"
     idle = time.monotonic() - state.last_new
     if args.idle_timeout > 0 and idle >= args.idle_timeout:
         return f"no new checkpoint for {idle:.0f} s (--idle_timeout {args.idle_timeout:g})"

@@ -16,11 +16,11 @@ Each failed check raises :class:`CPIError` (exit 2, one line naming the file and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from cpi_bench.harness_ext.core import model_files
 from cpi_bench.harness_ext.core.constants import (
     ADAPTER_CONFIG,
     CPI_KEY,
@@ -57,16 +57,13 @@ def check_base_model(base: str, source: str, targets: list[Target]) -> None:
     if src.kind != "folder":
         return  # a hub id (checked when loaded) or a GGUF file (tokenizer inside)
     folder = Path(src.path)
-    config = folder / "config.json"
-    if config.is_file():
-        try:
-            json.loads(config.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as err:
-            raise CPIError(
-                f"{source}: base model {folder}: config.json is not readable JSON "
-                f"({str(err).splitlines()[0]}); re-save the model with save_pretrained or "
-                "pass --base_model"
-            ) from None
+    config = folder / model_files.CONFIG
+    problem = model_files.json_problem(config) if config.is_file() else None
+    if problem:
+        raise CPIError(
+            f"{source}: base model {folder}: {problem}; re-save the model with "
+            "save_pretrained or pass --base_model"
+        )
     needs_tokenizer = any(t.kind == "base" for t in targets) or borrows_tokenizer
     if needs_tokenizer and not has_tokenizer(str(folder)):
         raise CPIError(

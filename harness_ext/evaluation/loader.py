@@ -15,9 +15,9 @@ from typing import Any
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.model_files import has_tokenizer
 from cpi_bench.harness_ext.core.run_folder import Target
-from cpi_bench.harness_ext.models.source import from_pretrained_kwargs, load_model, resolve_model
+from cpi_bench.harness_ext.models.source import load_model, load_tokenizer, resolve_model
 
-__all__ = ["ModelLoader", "has_tokenizer", "load_causal_lm", "load_tokenizer", "sweep_loader"]
+__all__ = ["ModelLoader", "has_tokenizer", "load_causal_lm", "sweep_loader"]
 
 
 def load_causal_lm(spec: str, load_kwargs: dict[str, Any], device: str):
@@ -37,12 +37,10 @@ def load_causal_lm(spec: str, load_kwargs: dict[str, Any], device: str):
     return model
 
 
-def load_tokenizer(spec: str, load_kwargs: dict[str, Any]):
-    from transformers import AutoTokenizer
-
-    src = resolve_model(spec)
+def _tokenizer(spec: str, load_kwargs: dict[str, Any]):
+    """The tokenizer of ``spec`` with the ``--model_args`` that concern it."""
     kwargs = {k: load_kwargs[k] for k in ("revision", "trust_remote_code") if k in load_kwargs}
-    return AutoTokenizer.from_pretrained(src.path, **kwargs, **from_pretrained_kwargs(src))
+    return load_tokenizer(spec, **kwargs)
 
 
 class ModelLoader:
@@ -75,17 +73,17 @@ class ModelLoader:
 
     def base_tokenizer(self, need_chat_template: bool = False):
         if self._base_tokenizer is None:
-            tok = load_tokenizer(self.base_model, self.load_kwargs)
+            tok = _tokenizer(self.base_model, self.load_kwargs)
             if need_chat_template and not getattr(tok, "chat_template", None):
                 donor = self.chat_template_from
                 if donor and has_tokenizer(donor):
-                    tok.chat_template = load_tokenizer(donor, self.load_kwargs).chat_template
+                    tok.chat_template = _tokenizer(donor, self.load_kwargs).chat_template
             self._base_tokenizer = tok
         return self._base_tokenizer
 
     def _tokenizer_for(self, target: Target, need_chat_template: bool):
         if has_tokenizer(target.path):
-            return load_tokenizer(target.path, self.load_kwargs)
+            return _tokenizer(target.path, self.load_kwargs)
         return self.base_tokenizer(need_chat_template)
 
     def load(self, target: Target, need_chat_template: bool = False):

@@ -15,7 +15,7 @@ would write now is equal, and otherwise says in one line what changed:
 * ``versions``: cpi-bench and lm-eval.
 
 Batch size, device and thread count are deliberately not part of it (they change at most
-the last digits, see harness_ext/README.md).
+the last digits, see docs/sweeps.md).
 """
 
 from __future__ import annotations

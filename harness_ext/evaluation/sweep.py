@@ -17,9 +17,10 @@ them (content fingerprints of the weights and data files, task versions, setting
 versions); a rerun reuses a step only when all of it is unchanged, else it says why and
 re-evaluates. Next to each step file, ``eval/step-N.items.jsonl`` keeps what every item
 scored (see ``items.py``; reused only with its step file). With ``--knowledge_filter`` the
-closed-book probes run too (``knowledge.py``). Then ``inversion.json`` (rows per step and a
-summary) is written and ``inversion.md``, ``inversion.csv`` and ``inversion.png`` are
-rendered from it.
+closed-book probes run too (``probes.py``). The ``cpi sweep`` command
+(``harness_ext/commands/sweep.py``) then writes ``inversion.json`` and its renderings through
+the :class:`Reports` it hands in: this module runs models and writes step files, and never
+imports the reports. ``python -m`` of this module (a ``--workers`` child) evaluates only.
 
 A checkpoint that cannot be loaded or evaluated is reported with its path and reason; the
 others still run and the exit status is 1. An incomplete checkpoint folder (killed during
@@ -32,10 +33,11 @@ launch``) share the steps: each step is claimed by one process (``workers.py``).
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,15 +49,21 @@ from cpi_bench.harness_ext.core.constants import (
     EVAL_DIR,
     eval_file_name,
 )
-from cpi_bench.harness_ext.core.errors import EXIT_FAIL, EXIT_OK, CPIError, run_entry
+from cpi_bench.harness_ext.core.errors import (
+    EXIT_FAIL,
+    EXIT_OK,
+    CPIError,
+    failure_reason,
+    run_entry,
+)
 from cpi_bench.harness_ext.core.files import read_json, remove_stale_tmp, text_sha256
-from cpi_bench.harness_ext.core.run_folder import Target
-from cpi_bench.harness_ext.evaluation import follow, knowledge, targets, workers
-from cpi_bench.harness_ext.evaluation.items import (
+from cpi_bench.harness_ext.core.items import (
     items_path,
     items_problem,
     write_results_with_items,
 )
+from cpi_bench.harness_ext.core.run_folder import Target
+from cpi_bench.harness_ext.evaluation import follow, probes, targets, workers
 from cpi_bench.harness_ext.evaluation.provenance import (
     PROVENANCE_KEY,
     model_provenance,
@@ -171,7 +179,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "independent sweeps of one run folder (Slurm arrays, accelerate launch)",
     )
     add("--worker", action="store_true", help=argparse.SUPPRESS)  # a --workers child
-    knowledge.add_knowledge_option(parser)
+    probes.add_knowledge_option(parser)
     add(
         "--dry-run",
         "--dry_run",
@@ -251,6 +259,22 @@ def _batch_size(text: str) -> int | str:
 # ----------------------------------------------------------------------------- the plan
 
 
+@dataclass(frozen=True)
+class Reports:
+    """How step files become ``inversion.*``: given by the ``cpi sweep`` command, so that
+    evaluation never imports the reports (they read only JSON).
+
+    ``build(out_dir, done, failures, meta)`` returns the content of ``inversion.json`` for the
+    steps in ``done`` (``meta``: ``id_tasks``, ``run``, ``settings``, ``knowledge_filter``);
+    ``write(out_dir, inversion)`` writes it and its renderings and returns their paths;
+    ``summary(inversion["summary"])`` is one sentence for stdout.
+    """
+
+    build: Callable[[Path, dict[int, dict[str, Any]], list[dict[str, Any]], dict], dict]
+    write: Callable[[Path, dict[str, Any]], list[Path]]
+    summary: Callable[[dict[str, Any]], str]
+
+
 @dataclass
 class SweepPlan:
     """Everything the sweep decided before loading a model."""
@@ -262,7 +286,8 @@ class SweepPlan:
     tasks_provenance: dict[str, Any]
     attention_limit: int
     expected: dict[int, dict[str, Any]] = field(default_factory=dict)
-    knowledge: Any = None  # knowledge.KnowledgePlan with --knowledge_filter
+    knowledge: Any = None  # probes.KnowledgePlan with --knowledge_filter
+    reports: Reports | None = None  # None: evaluate only (a --workers child)
 
     @property
     def base_model(self) -> str:
@@ -317,20 +342,26 @@ def build_evaluator(args: argparse.Namespace) -> Any:
 
 
 def plan_sweep(
-    args: argparse.Namespace, err, evaluator: Any = None, discover: Any = None
+    args: argparse.Namespace,
+    err,
+    evaluator: Any = None,
+    discover: Any = None,
+    reports: Reports | None = None,
 ) -> SweepPlan:
     """Read the source (run folder, hub revisions or checkpoint list), build the tasks (their
     data read and hashed) and list targets: every input problem surfaces here, before any
     model is loaded. ``evaluator``: one already built (a follower's later rounds);
-    ``discover``: how a run folder's checkpoints are listed (see targets.plan_source)."""
+    ``discover``: how a run folder's checkpoints are listed (see targets.plan_source);
+    ``reports``: how tables are written (None: no table)."""
     attention_limit = _check_options(args)
     source = targets.plan_source(args, err, discover)
     evaluator = evaluator or build_evaluator(args)
     tasks_prov = task_provenance(evaluator.load_tasks())
     plan = SweepPlan(args, source, list(source.targets), evaluator, tasks_prov, attention_limit)
+    plan.reports = reports
     for target in plan.targets:
         plan.expected[target.step] = expected_provenance(plan, target)
-    plan.knowledge = knowledge.plan_knowledge(plan)
+    plan.knowledge = probes.plan_knowledge(plan)
     return plan
 
 
@@ -407,7 +438,7 @@ def _evaluate_one(plan: SweepPlan, loader, target: Target) -> dict[str, Any]:
     """Load ``target``, evaluate it, write ``eval/step-N.json`` atomically; return results."""
     model, tokenizer = loader.load(target, need_chat_template=bool(plan.args.apply_chat_template))
     try:
-        results = plan.evaluator.evaluate(
+        results, records = plan.evaluator.evaluate(
             model,
             tokenizer,
             step=target.step,
@@ -418,8 +449,8 @@ def _evaluate_one(plan: SweepPlan, loader, target: Target) -> dict[str, Any]:
             provenance=plan.expected[target.step],
         )
         path = plan.eval_dir / eval_file_name(target.step)
-        write_results_with_items(path, results, plan.evaluator.last_items)
-        knowledge.evaluate_target(plan, target, model, tokenizer)
+        write_results_with_items(path, results, records)
+        probes.evaluate_target(plan, target, model, tokenizer)
         return results
     finally:
         loader.release(target, model)
@@ -460,8 +491,7 @@ def evaluate_pending(
 
 
 def _failure(target: Target, exc: BaseException) -> dict[str, Any]:
-    text = str(exc).strip()
-    reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".strip()
+    reason = failure_reason(exc)
     return {"step": target.step, "label": target.label, "path": target.path, "reason": reason}
 
 
@@ -496,21 +526,21 @@ def write_table(plan: SweepPlan, done, failures, out, err, brief: bool = False) 
     """Write inversion.json and its renderings from the step files (this process's and its
     peers', under a short lock: several sweeps may finish together); the failures it lists.
     Only the steps of the plan's targets are rows. ``brief``: one line on ``err`` instead
-    of the summary (a follower's table after each step)."""
-    from cpi_bench.harness_ext.reports.inversion import build_inversion
-    from cpi_bench.harness_ext.reports.tables import summary_sentence, write_run_reports
-
+    of the summary (a follower's table after each step). Without ``plan.reports`` (a
+    ``--workers`` child) nothing is written."""
     steps = {t.step for t in plan.targets}
     done = {s: r for s, r in done.items() if s in steps}
     with workers.assembly_lock(plan.out_dir):
         failures = workers.collect_peers(plan, done, failures, reuse_problem)
-        id_tasks = plan.evaluator.id_tasks
-        run = plan.source.run
-        inversion = build_inversion(done, id_tasks=id_tasks, run=run, failures=failures)
-        inversion["settings"] = plan.evaluator.settings
-        from cpi_bench.harness_ext.reports.flips import enrich_inversion
-
-        enrich_inversion(plan.out_dir, inversion, getattr(plan.args, "knowledge_filter", None))
+        if plan.reports is None:
+            return failures
+        meta = {
+            "id_tasks": plan.evaluator.id_tasks,
+            "run": plan.source.run,
+            "settings": plan.evaluator.settings,
+            "knowledge_filter": getattr(plan.args, "knowledge_filter", None),
+        }
+        inversion = plan.reports.build(plan.out_dir, done, failures, meta)
         lost = workers.loses_rows(plan.out_dir, inversion, {f["step"] for f in failures}, steps)
         if lost:
             print(
@@ -519,12 +549,12 @@ def write_table(plan: SweepPlan, done, failures, out, err, brief: bool = False) 
                 file=err,
             )
         elif done or failures:  # an older table would show rows these files no longer back
-            paths = write_run_reports(plan.out_dir, inversion)
+            paths = plan.reports.write(plan.out_dir, inversion)
             if brief:
                 rows = [r["step"] for r in inversion["rows"]]
                 print(f"cpi sweep: {paths[0]}: rows for steps {rows}", file=err)
             else:
-                print(summary_sentence(inversion["summary"]), file=out)
+                print(plan.reports.summary(inversion["summary"]), file=out)
                 print("wrote " + ", ".join(str(p) for p in paths), file=out)
     return failures
 
@@ -565,8 +595,11 @@ def _launch_workers(args: argparse.Namespace, pending: int, err) -> None:
             )
 
 
-def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
-    """The sweep behind ``cpi sweep`` (argparse namespace in, exit status out)."""
+def run_sweep(
+    args: argparse.Namespace, out=None, err=None, reports: Reports | None = None
+) -> int:
+    """The sweep behind ``cpi sweep`` (argparse namespace in, exit status out); ``reports``
+    writes the tables (None: evaluate only)."""
     out, err = out or sys.stdout, err or sys.stderr
     started = time.time()
     if not args.verbose:
@@ -577,33 +610,32 @@ def run_sweep(args: argparse.Namespace, out=None, err=None) -> int:
     args.since = int(os.environ.get(workers.SINCE_ENV) or time.time_ns())
     workers.apply_rank_env(args)
     if args.follow:
-        return follow.follow(args, out, err, _FOLLOW_STEPS)
+        return follow.follow(args, out, err, _follow_steps(reports))
     # no run-wide lock: several sweeps share a run folder step by step (workers.py)
-    with contextlib.nullcontext():
-        plan = plan_sweep(args, err)
-        remove_stale_tmp(plan.eval_dir)
-        done, pending, lines = split_done(plan, err)
-        lines += plan.knowledge.lines if plan.knowledge else []
-        if args.dry_run:
-            print("\n".join(lines), file=out)
-            return EXIT_OK
-        for line in lines:
-            if "re-evaluating" in line:
-                print(f"cpi sweep: {line}", file=err)
-        if pending:
-            print(
-                f"cpi sweep: {len(pending)} to evaluate, {len(done)} already done "
-                f"(tasks ready in {time.time() - started:.1f} s)",
-                file=err,
-            )
-        else:
-            print(f"cpi sweep: all {len(done)} steps already evaluated; rendering", file=err)
-        if pending and args.workers > 1 and not args.worker and not args.dry_run:
-            _launch_workers(args, len(pending), err)  # then take over what they left
-        failures = evaluate_pending(plan, pending, done, err) if pending else []
-        failures += knowledge.evaluate_remaining(plan, err, skip={f["step"] for f in failures})
-        forget_stale_results(plan, failures, err)
-        return report(plan, done, failures, out, err)
+    plan = plan_sweep(args, err, reports=reports)
+    remove_stale_tmp(plan.eval_dir)
+    done, pending, lines = split_done(plan, err)
+    lines += plan.knowledge.lines if plan.knowledge else []
+    if args.dry_run:
+        print("\n".join(lines), file=out)
+        return EXIT_OK
+    for line in lines:
+        if "re-evaluating" in line:
+            print(f"cpi sweep: {line}", file=err)
+    if pending:
+        print(
+            f"cpi sweep: {len(pending)} to evaluate, {len(done)} already done "
+            f"(tasks ready in {time.time() - started:.1f} s)",
+            file=err,
+        )
+    else:
+        print(f"cpi sweep: all {len(done)} steps already evaluated; rendering", file=err)
+    if pending and args.workers > 1 and not args.worker and not args.dry_run:
+        _launch_workers(args, len(pending), err)  # then take over what they left
+    failures = evaluate_pending(plan, pending, done, err) if pending else []
+    failures += probes.evaluate_remaining(plan, err, skip={f["step"] for f in failures})
+    forget_stale_results(plan, failures, err)
+    return report(plan, done, failures, out, err)
 
 
 def _finish(plan: SweepPlan, done, failures, out, err) -> int:
@@ -612,26 +644,29 @@ def _finish(plan: SweepPlan, done, failures, out, err) -> int:
     return report(plan, done, failures, out, err)
 
 
-_FOLLOW_STEPS = follow.SweepSteps(
-    plan=plan_sweep,
-    split=split_done,
-    evaluate=evaluate_pending,
-    write_table=write_table,
-    finish=_finish,
-)
+def _follow_steps(reports: Reports | None) -> follow.SweepSteps:
+    """A follower's steps: the sweep's own, its tables written through ``reports``."""
+    return follow.SweepSteps(
+        plan=functools.partial(plan_sweep, reports=reports),
+        split=split_done,
+        evaluate=evaluate_pending,
+        write_table=write_table,
+        finish=_finish,
+    )
 
 
 def main(argv: list[str]) -> int:
-    """``cpi sweep``: 0 ok, 1 a checkpoint failed, 2 bad input (one line, no traceback)."""
-    return run_entry("sweep", lambda a: run_sweep(_parse(a)), argv)
+    """Evaluate only (a ``--workers`` child): ``cpi sweep`` itself is
+    ``harness_ext/commands/sweep.py``, which also writes the tables."""
+    return run_entry("sweep", lambda a: run_sweep(parse_args(a)), argv)
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     """The options, plus the command line itself (--workers starts copies of it)."""
     args = build_parser().parse_args(argv)
     args.raw_argv = list(argv)
     return args
 
 
-if __name__ == "__main__":  # python -m ... / accelerate launch -m ...: one process per rank
+if __name__ == "__main__":  # a --workers child: python -m ... --worker
     sys.exit(main(sys.argv[1:]))

@@ -106,7 +106,7 @@ def sweep_since(args: Any) -> int:
 def _peer_result(plan: Any, target: Target, reuse_problem: Problem) -> dict[str, Any] | None:
     """The step's results when a peer (or an earlier sweep, unless --force) already wrote
     them with this sweep's provenance; else None."""
-    from cpi_bench.harness_ext.evaluation.items import items_problem
+    from cpi_bench.harness_ext.core.items import items_problem
 
     path = plan.eval_dir / eval_file_name(target.step)
     try:

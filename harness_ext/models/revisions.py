@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.errors import CPIError, failure_reason
 
 _STEP_RE = re.compile(r"step[_-]?(\d+)", re.IGNORECASE)
 _NUMBER_RE = re.compile(r"\d+")
@@ -120,8 +120,8 @@ def hub_refs(repo_id: str) -> dict[str, str]:
         refs = HfApi().list_repo_refs(repo_id)
     except Exception as err:  # noqa: BLE001 - any hub failure is one line for the user
         raise CPIError(
-            f"--model {repo_id}: cannot list its branches ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); check the name, or set "
+            f"--model {repo_id}: cannot list its branches ({failure_reason(err)}); check the "
+            "name, or set "
             "HF_HUB_OFFLINE=1 to use the local hub cache"
         ) from None
     return {r.name: r.target_commit for r in [*refs.branches, *refs.tags]}
@@ -157,8 +157,8 @@ def resolve(repo_id: str, name: str, flag: str = "--revisions") -> Revision:
                 "HF_HUB_OFFLINE"
             ) from None
         raise CPIError(
-            f"{flag} {name}: cannot get revision {name} of {repo_id} ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); check the name"
+            f"{flag} {name}: cannot get revision {name} of {repo_id} "
+            f"({failure_reason(err)}); check the name"
         ) from None
     commit = Path(folder).name
     if not _COMMIT_RE.match(commit):  # not a snapshot folder: cannot key results by it

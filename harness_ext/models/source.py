@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cpi_bench.harness_ext.core import model_files
-from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.errors import CPIError, one_line
 from cpi_bench.harness_ext.core.files import fingerprint_files
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ def load_model(
         if src.kind != "hub":
             raise
         raise ModelSourceError(
-            f"could not load hub model {src.path!r} ({str(err).splitlines()[0]}); this machine "
+            f"could not load hub model {src.path!r} ({one_line(err)}); this machine "
             f"may have no hub access: {_FETCH_HINT} and pass its folder"
         ) from err
     problem = loading_problems(info)
@@ -336,24 +336,5 @@ def hub_commit(spec: ModelSource | str | Path, revision: str | None = None) -> s
 
 
 def same_base_weights(spec: ModelSource | str | Path, recorded: str) -> bool:
-    """Whether ``spec`` still holds the weights a run recorded as ``base_fingerprint``.
-
-    Runs recorded before model_files.py hashed every ``.safetensors/.bin/.pt/.pth/.gguf``
-    file of the folder (a hub download's second weight format, a training_args.bin):
-    that content digest is accepted too, so those runs still sweep."""
-    if model_fingerprint(spec, weights_only=True) == recorded:
-        return True
-    src = _as_source(spec)
-    if src.kind != "folder":
-        return False
-    folder = Path(src.path)
-    legacy = [
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and (
-            p.suffix in {".safetensors", ".bin", ".gguf", ".pt", ".pth"}
-            or p.name in model_files.CONFIG_FILES
-        )
-    ]
-    return bool(legacy) and fingerprint_files(legacy, folder) == recorded
+    """Whether ``spec`` still holds the weights a run recorded as ``base_fingerprint``."""
+    return model_fingerprint(spec, weights_only=True) == recorded

@@ -75,7 +75,7 @@ def results_path(source: Path, step: str | None) -> Path:
     if not (source / INVERSION_JSON).is_file():
         raise CPIError(f"--step {step}: {source} is not a swept run folder (no {INVERSION_JSON})")
     from cpi_bench.harness_ext.reports.inversion import load_inversion
-    from cpi_bench.harness_ext.reports.tables import pick_row
+    from cpi_bench.harness_ext.reports.compare import pick_row
 
     row = pick_row(load_inversion(source), source / INVERSION_JSON, step)
     path = source / EVAL_DIR / eval_file_name(row["step"])

@@ -21,9 +21,8 @@ written by ``cpi sweep`` and the training callback), pairs the items by ``item_i
 "cf_neither", "param_both", "param_lost", "param_gained", "param_neither", "mcnemar_p"}},
 "details": {task: {"unpaired", "to_memorised", "to_context", "by_category", "examples"}}}``.
 
-Also here: :func:`enrich_inversion`, which the sweep calls to add the per-item summaries to
-``inversion.json`` (flips peak -> final per task, the paired bootstrap interval of the drop,
-the knowledge-filtered columns), and :func:`item_notes`, their lines under ``inversion.md``.
+The same pairing gives ``inversion.json`` its per-item summaries (``run_report.py``) and
+their lines under ``inversion.md`` (:func:`item_notes`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from cpi_bench.harness_ext.core.cli_args import ArgumentParser
 from cpi_bench.harness_ext.core.constants import EVAL_DIR, eval_file_name
 from cpi_bench.harness_ext.core.errors import EXIT_OK, CPIError
 from cpi_bench.harness_ext.core.files import dump_json
-from cpi_bench.harness_ext.evaluation.items import by_task, load_checked_items
+from cpi_bench.harness_ext.core.items import by_task, load_checked_items
 from cpi_bench.harness_ext.reports import stats
 
 COUNT_KEYS = tuple(
@@ -293,73 +292,6 @@ def _inversion_or_none(run: Path) -> dict[str, Any] | None:
     from cpi_bench.harness_ext.reports.inversion import load_inversion
 
     return load_inversion(run) if (run / INVERSION_JSON).is_file() else None
-
-
-# ----------------------------------------------------------------------------- inversion.json
-
-
-def drop_interval(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any] | None:
-    """``inversion.json``'s ``drop_interval``: the drop (peak - final cf_acc, the unweighted
-    mean over the generation tasks) on the items both steps answered, its 95% paired
-    bootstrap interval and how it was made; None without per-item records of both steps."""
-    peak, final = summary.get("peak_step"), summary.get("final_step")
-    if not isinstance(peak, int) or not isinstance(final, int):
-        return None
-    try:
-        a, b = step_records(run_dir, peak), step_records(run_dir, final)
-    except CPIError:
-        return None
-    pairs = {
-        t: [(a[t][i]["cf_hit"], b[t][i]["cf_hit"]) for i in sorted(set(a[t]) & set(b[t]))]
-        for t in sorted(set(a) & set(b))
-        if any("output" in r for r in a[t].values())  # generation tasks: those of cf_acc
-    }
-    n = sum(len(p) for p in pairs.values())
-    if not n:
-        return None
-    dist = stats.paired_bootstrap(pairs)
-    low, high = stats.percentile_interval(dist, 0.95)
-    return {
-        "from": peak,
-        "to": final,
-        "drop": stats.point_difference(pairs),
-        "ci95": [low, high],
-        "method": f"paired bootstrap over {n} items of {len(pairs)} task(s), step "
-        f"{peak} vs {final}, items resampled within each task, "
-        f"{stats.BOOTSTRAP_ITERATIONS} resamples, seed {stats.BOOTSTRAP_SEED}, percentile",
-    }
-
-
-def enrich_inversion(run_dir: Path, inversion: dict[str, Any], knowledge_mode: str | None) -> None:
-    """Add what the per-item records tell to ``inversion`` (in place): the knowledge-filtered
-    columns (with ``knowledge_mode``), the drop's paired bootstrap interval
-    (``drop_interval``) and ``flips`` (peak -> final per task). Steps without records are
-    simply left out."""
-    from cpi_bench.harness_ext.reports.knowledge import attach_known
-
-    run_dir = Path(run_dir)
-    if not inversion.get("rows"):
-        return
-    attach_known(run_dir, inversion, knowledge_mode)
-    summary = inversion.get("summary") or {}
-    interval = drop_interval(run_dir, summary)
-    if interval:
-        inversion["drop_interval"] = interval
-    peak, final = summary.get("peak_step"), summary.get("final_step")
-    if isinstance(peak, int) and isinstance(final, int) and peak != final:
-        try:
-            report = flips_report(run_dir, peak, final, n_examples=0)
-        except CPIError:
-            return
-        inversion["flips"] = {
-            "from": peak,
-            "to": final,
-            "tasks": {
-                t: {**v, "to_memorised": len(report["details"][t]["to_memorised"]),
-                    "to_context": len(report["details"][t]["to_context"])}
-                for t, v in report["tasks"].items()
-            },
-        }  # fmt: skip
 
 
 def flip_line(task: str, t: dict[str, Any], a: int, b: int) -> str:

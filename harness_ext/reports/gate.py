@@ -100,7 +100,7 @@ def check_max_drop(max_drop: float, metric: str) -> float:
     return max_drop
 
 
-def shared_tasks(
+def compared_tasks(
     base: dict[str, Any],
     cand: dict[str, Any],
     metric: str,
@@ -159,7 +159,7 @@ def gate(
             f"{baseline_source}: the baseline reports no task with metric '{metric}'; evaluate "
             "cpi tasks (e.g. --tasks cpi) or choose --metric from its metrics"
         )
-    tasks, missing = shared_tasks(base, cand, metric, allow_missing, candidate_source)
+    tasks, missing = compared_tasks(base, cand, metric, allow_missing, candidate_source)
     found = mismatches(
         {"baseline": task_settings(baseline, tasks), "candidate": task_settings(candidate, tasks)}
     )

@@ -1,7 +1,7 @@
 """HTML reports: the leaderboard (``cpi compare --format html``) and the run report
 (``cpi table RUN --format html``, ``inversion.html``), each one self-contained file.
 
-Pure functions from the loaded JSON (the board of :func:`.tables.rank_entries`, an
+Pure functions from the loaded JSON (the board of :func:`.compare.rank_entries`, an
 ``inversion.json``) to a string: reading stays in the readers. The page needs nothing at
 view time: CSS and JavaScript are inline (vanilla, no library), curves are inline SVG
 (:mod:`.svg`), and a Content-Security-Policy forbids every network request. Every text that

@@ -19,10 +19,10 @@ from cpi_bench.harness_ext.core.constants import (
     DEFAULT_FILTER,
     ID_METRIC_PREFERENCE,
     PARAM_ACC,
+    REASON_METRIC,
 )
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.core.files import read_json
-from cpi_bench.tasks.scoring import REASON_METRIC
 
 # Keys of an lm-eval results entry that are not metrics.
 _NON_METRIC_KEYS = {"name", "alias", "sample_len", "sample_count", " "}

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cpi_bench.harness_ext.core.cli_args import split_list
 from cpi_bench.harness_ext.core.errors import CPIError
 from cpi_bench.harness_ext.reports.results import cpi_block
 
@@ -227,7 +228,7 @@ def parse_allowed(text: str | None) -> frozenset[str]:
     """``--allow-settings-mismatch``: ``all`` or a comma list of setting names; None -> none."""
     if text is None:
         return frozenset()
-    names = frozenset(n.strip() for n in text.split(",") if n.strip())
+    names = frozenset(split_list(text))
     unknown = sorted(names - set(SETTING_NAMES) - {ALL})
     if unknown or not names:
         raise CPIError(

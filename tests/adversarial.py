@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers, shared with the tests
+
 OK, TRACEBACK, SILENT, LOSS, HANG = "ok", "traceback", "silent-wrong", "data-loss", "hang"
 OUTCOMES = (OK, TRACEBACK, SILENT, LOSS, HANG)
 _SEVERITY = {OK: 0, TRACEBACK: 1, SILENT: 2, LOSS: 3, HANG: 4}
@@ -350,7 +352,7 @@ class Fixtures:
     @property
     def data(self) -> Path:
         def build() -> Path:
-            from cpi_bench.harness_ext.testing.public_fixtures import write_fixture_data
+            from tests.helpers.public_fixtures import write_fixture_data
 
             return write_fixture_data(self.dir / "data")
 
@@ -362,7 +364,7 @@ class Fixtures:
 
         transformers.utils.logging.disable_progress_bar()
 
-        from cpi_bench.harness_ext.testing.tiny_run import build_tiny_run
+        from tests.helpers.tiny_run import build_tiny_run
 
         torch.set_num_threads(1)
         return build_tiny_run(self.dir / name, **kwargs)
@@ -1797,7 +1799,7 @@ add_case("int_train_kill9", "interrupt", _train_interrupted(signal.SIGKILL))
 
 def _gguf_models_folder(cx: Ctx) -> Path:
     """~/models as users keep it: the base as a .gguf next to another model's .gguf."""
-    from cpi_bench.harness_ext.testing.model_specs import write_tiny_gguf
+    from tests.helpers.model_specs import write_tiny_gguf
 
     gguf = write_tiny_gguf(cx.fx.ref_base, cx.dir / "models" / "tiny.gguf")
     write_tiny_gguf(cx.fx.decoy_base, cx.dir / "models" / "other.gguf")
@@ -1833,7 +1835,7 @@ def prov_gguf_base_in_shared_models_folder(cx: Ctx) -> Verdict:
 @case("provenance")
 def prov_hub_id_base_from_the_hub_cache(cx: Ctx) -> Verdict:
     """cpi train from a hub id (served offline from a hub cache), then cpi sweep."""
-    from cpi_bench.harness_ext.testing.model_specs import install_in_hub_cache
+    from tests.helpers.model_specs import install_in_hub_cache
 
     install_in_hub_cache(cx.fx.ref_base, "cpi-test/tiny", cx.dir / "hub")
     return _train_then_sweep(cx, "cpi-test/tiny", cx.env(HF_HUB_CACHE=str(cx.dir / "hub")))

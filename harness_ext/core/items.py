@@ -49,9 +49,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from cpi_bench.harness_ext.core.constants import REASON_METRIC
 from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import atomic_write_text, dump_json
-from cpi_bench.tasks.scoring import REASON_METRIC
+from cpi_bench.harness_ext.core.files import atomic_write_text, dump_json, read_jsonl
 
 ITEMS_SUFFIX = ".items.jsonl"
 ITEMS_KIND = "cpi_items"
@@ -207,11 +207,7 @@ def read_items(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise CPIError(f"{path}: no per-item records (rerun 'cpi sweep' on the run to write them)")
-    try:
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        parsed = [json.loads(ln) for ln in lines]
-    except (UnicodeDecodeError, json.JSONDecodeError, OSError) as err:
-        raise CPIError(f"{path}: not a per-item records file ({err}); rerun 'cpi sweep'") from None
+    parsed = read_jsonl(path, "per-item records file (rerun 'cpi sweep')")
     if not parsed or not isinstance(parsed[0], dict) or parsed[0].get("kind") != ITEMS_KIND:
         raise CPIError(f"{path}: no '{ITEMS_KIND}' header line; rerun 'cpi sweep'")
     for n, rec in enumerate(parsed[1:], start=2):
@@ -274,15 +270,7 @@ def samples_files(results_path: str | Path) -> list[Path]:
 def records_from_samples_file(path: Path) -> list[dict[str, Any]]:
     """Per-item records from one lm-eval ``samples_<task>_<date>.jsonl`` file."""
     task = path.name[len("samples_") :].rsplit("_", 1)[0]
-    samples = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    samples.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise CPIError(f"{path}: line {n} is not valid JSON ({err.msg})") from None
-    return records_from_samples({task: samples})
+    return records_from_samples({task: read_jsonl(path, "lm-eval samples file")})
 
 
 def records_for_results_file(results_path: str | Path) -> tuple[list[dict[str, Any]], str] | None:

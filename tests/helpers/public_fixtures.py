@@ -1,7 +1,7 @@
 """Small synthetic stand-ins for the public data files, so that tests and benchmarks run
 without the public data (a plain clone has no ``CPI_DATA_DIR``, and CI is offline):
 
-    python -c "import cpi_bench.harness_ext.testing.public_fixtures as f; f.write_fixture_data('d')"
+    python -c "import tests.helpers.public_fixtures as f; f.write_fixture_data('d')"
     CPI_DATA_DIR=d lm_eval run --include_path "$(cpi tasks-path)" --tasks cpi ...
 
 :func:`write_fixture_data` writes one file per public source under its public name and in

@@ -30,13 +30,13 @@ from typing import Any
 
 import transformers
 
-from cpi_bench.harness_ext.core.cli_args import parse_limit
+from cpi_bench.harness_ext.core.cli_args import parse_limit, split_list
 from cpi_bench.harness_ext.core.constants import (
     EVAL_DIR,
     eval_file_name,
 )
-from cpi_bench.harness_ext.evaluation.early_stop import InversionStopper
-from cpi_bench.harness_ext.evaluation.items import write_results_with_items
+from cpi_bench.harness_ext.core.items import write_results_with_items
+from cpi_bench.trainer.early_stop import InversionStopper
 
 log = logging.getLogger("cpi_bench.callback")
 
@@ -71,9 +71,7 @@ class CPIEvalCallback(transformers.TrainerCallback):
     ) -> None:
         from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator
 
-        if isinstance(tasks, str):
-            tasks = [t.strip() for t in tasks.split(",") if t.strip()]
-        self.tasks = list(tasks)
+        self.tasks = split_list(tasks)
         self.limit = limit = parse_limit(limit, "limit")
         self.batch_size = batch_size
         self.output_dir = output_dir
@@ -131,7 +129,7 @@ class CPIEvalCallback(transformers.TrainerCallback):
         step = int(state.global_step)
         out_dir = Path(self.output_dir or args.output_dir)
         checkpoint = (out_dir / f"checkpoint-{step}").resolve()
-        results = self.evaluator.evaluate(
+        results, records = self.evaluator.evaluate(
             model,
             tokenizer,
             step=step,
@@ -141,7 +139,7 @@ class CPIEvalCallback(transformers.TrainerCallback):
             provenance=self._provenance(out_dir, checkpoint),
         )
         path = out_dir / EVAL_DIR / eval_file_name(step)
-        write_results_with_items(path, results, self.evaluator.last_items)
+        write_results_with_items(path, results, records)
         self.written.append(path)
         log.info("CPIEvalCallback: step %s evaluated -> %s", step, path)
         metrics = log_metrics(results, step)

@@ -1,7 +1,7 @@
 """Tiny example datasets in every schema ``cpi train`` reads, for tests, smoke runs and the
 throughput benchmark (the hub datasets cannot be downloaded everywhere):
 
-    python -c "from cpi_bench.harness_ext.testing.fixtures import write_all; write_all('fixtures')"
+    python -c "from tests.helpers.fixtures import write_all; write_all('fixtures')"
     cpi train --model_name_or_path tiny --dataset_name fixtures/alpaca.jsonl --max_steps 4
 
 Rows are exactly in the public layouts: tatsu-lab/alpaca (instruction, input, output),

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cpi_bench.harness_ext.core.constants import EVAL_DIR, eval_file_name
-from cpi_bench.harness_ext.evaluation.items import by_task, items_path, items_problem, read_items
+from cpi_bench.harness_ext.core.items import by_task, items_path, items_problem, read_items
 from cpi_bench.tasks.closedbook import is_probe, probe_for
 
 KNOWN_KEYS = ("cf_acc_known", "param_acc_known", "known_frac")

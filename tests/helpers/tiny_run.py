@@ -83,7 +83,7 @@ def build_tiny_run(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cpi_bench.harness_ext.testing.tiny_model import build_tiny_model
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

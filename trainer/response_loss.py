@@ -16,26 +16,22 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from cpi_bench.harness_ext.core.files import atomic_write_json, cache_dir
+
 from .templates import Template
 
-CACHE_ENV = "CPI_CACHE_DIR"
 CACHE_VERSION = 2  # 2: keyed by model content (1: path, sizes and mtimes)
 
 
 def default_cache_dir() -> Path:
-    """``$CPI_CACHE_DIR`` or ``$HF_HOME/cpi_bench/context_critical`` (shared across runs)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HOME) / "cpi_bench" / "context_critical"
+    """``$CPI_CACHE_DIR/context_critical`` (core/files.cache_dir; shared across runs)."""
+    return cache_dir("context_critical")
 
 
-def model_fingerprint(model_name_or_path: str, revision: str = "main") -> dict[str, Any]:
+def scorer_identity(model_name_or_path: str, revision: str = "main") -> dict[str, Any]:
     """What identifies the scoring model: the content fingerprint of the files it loads
     (models/source.py; a GGUF is its own file, never its folder's other files), or a hub id
     and revision. Content, not stamps: a model re-saved with other weights but the same sizes
@@ -56,14 +52,6 @@ def _sha(obj: Any) -> str:
 def conversation_key(messages: list[dict[str, str]]) -> str:
     """Cache key of one scored example: a hash of its exact messages."""
     return _sha(messages)[:32]
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
 
 
 class ResponseLossScorer:
@@ -97,7 +85,7 @@ class ResponseLossScorer:
         key = _sha(
             {
                 "v": CACHE_VERSION,
-                "model": model_fingerprint(model_name_or_path, revision),
+                "model": scorer_identity(model_name_or_path, revision),
                 "template": template.name,
                 "chat_template": template.chat_template,
                 "max_length": max_length,
@@ -124,7 +112,7 @@ class ResponseLossScorer:
             losses = self._score([conversations[i] for _, i in todo])
             cache.update({k: loss for (k, _), loss in zip(todo, losses, strict=True)})
             self.n_scored += len(todo)
-            _write_json_atomic(
+            atomic_write_json(
                 self.cache_path,
                 {
                     "model_name_or_path": self.model_name_or_path,

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.errors import CPIError, failure_reason
 from cpi_bench.harness_ext.core.files import read_json
-from cpi_bench.harness_ext.evaluation.items import items_problem, write_results_with_items
+from cpi_bench.harness_ext.core.items import items_problem, write_results_with_items
 from cpi_bench.harness_ext.evaluation.provenance import (
     PROVENANCE_KEY,
     provenance_block,
@@ -155,7 +155,7 @@ def evaluate_target(plan: Any, target: Any, model: Any, tokenizer: Any) -> None:
     if kp is None or target.step not in kp.pending:
         return
     try:
-        results = kp.evaluator.evaluate(
+        results, records = kp.evaluator.evaluate(
             model,
             tokenizer,
             step=target.step,
@@ -165,7 +165,7 @@ def evaluate_target(plan: Any, target: Any, model: Any, tokenizer: Any) -> None:
             provenance=kp.expected[target.step],
         )
         path = closedbook_file(plan.eval_dir, target.step)
-        write_results_with_items(path, results, kp.evaluator.last_items)
+        write_results_with_items(path, results, records)
         kp.pending.discard(target.step)
     except Exception as exc:  # noqa: BLE001 - reported with the sweep's failures
         kp.failures.append(_failure(target, exc))
@@ -173,12 +173,11 @@ def evaluate_target(plan: Any, target: Any, model: Any, tokenizer: Any) -> None:
 
 def _failure(target: Any, exc: BaseException) -> dict[str, Any]:
     """A failure record in the sweep's format, labelled as the probes'."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return {
         "step": target.step,
         "label": f"{target.label} (closed-book probes)",
         "path": target.path,
-        "reason": f"{type(exc).__name__}: {text}".strip(),
+        "reason": failure_reason(exc),
     }
 
 
