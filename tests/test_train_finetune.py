@@ -431,9 +431,7 @@ def test_eval_tasks_without_the_harness_module_is_a_clear_error(
 ):
     import sys
 
-    monkeypatch.setitem(
-        sys.modules, "cpi_bench.trainer.callback", None
-    )  # import fails
+    monkeypatch.setitem(sys.modules, "cpi_bench.trainer.callback", None)  # import fails
     assert (
         main(
             [

@@ -595,9 +595,7 @@ def _launch_workers(args: argparse.Namespace, pending: int, err) -> None:
             )
 
 
-def run_sweep(
-    args: argparse.Namespace, out=None, err=None, reports: Reports | None = None
-) -> int:
+def run_sweep(args: argparse.Namespace, out=None, err=None, reports: Reports | None = None) -> int:
     """The sweep behind ``cpi sweep`` (argparse namespace in, exit status out); ``reports``
     writes the tables (None: evaluate only)."""
     out, err = out or sys.stdout, err or sys.stderr

@@ -74,8 +74,8 @@ def results_path(source: Path, step: str | None) -> Path:
         return resolve_results_path(source, "results")
     if not (source / INVERSION_JSON).is_file():
         raise CPIError(f"--step {step}: {source} is not a swept run folder (no {INVERSION_JSON})")
-    from cpi_bench.harness_ext.reports.inversion import load_inversion
     from cpi_bench.harness_ext.reports.compare import pick_row
+    from cpi_bench.harness_ext.reports.inversion import load_inversion
 
     row = pick_row(load_inversion(source), source / INVERSION_JSON, step)
     path = source / EVAL_DIR / eval_file_name(row["step"])

@@ -49,9 +49,7 @@ def build(
     """The content of ``inversion.json`` for the step results in ``done`` (``{step: results
     JSON}``). ``meta``: ``id_tasks``, ``run`` (its name and base), ``settings`` and
     ``knowledge_filter`` (None, ``base`` or ``every``)."""
-    inversion = build_inversion(
-        done, id_tasks=meta["id_tasks"], run=meta["run"], failures=failures
-    )
+    inversion = build_inversion(done, id_tasks=meta["id_tasks"], run=meta["run"], failures=failures)
     inversion["settings"] = meta["settings"]
     enrich_inversion(Path(run_dir), inversion, meta.get("knowledge_filter"))
     return inversion
