@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from cpi_bench.demo.world import RELATIONS, World, config_hash
-from cpi_bench.harness_ext.core.files import read_json
+from ..harness_ext.core.files import read_json
+from .world import RELATIONS, World, config_hash
 
 DONE_MARKER = "pretrain.json"
 
@@ -99,7 +99,7 @@ def _fresh_model_and_data(world: World, cfg: PretrainConfig):
     import datasets
     from transformers import AutoModelForCausalLM
 
-    from cpi_bench.harness_ext.models.tiny import tiny_config, train_tokenizer
+    from ..harness_ext.models.tiny import tiny_config, train_tokenizer
 
     torch.manual_seed(cfg.seed)
     lines = world.pretraining_lines()

@@ -42,8 +42,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.demo.base_model import PretrainConfig, base_model_dir, cached_base_model
-from cpi_bench.demo.variants import (
+from ..harness_ext.core.cli_args import ArgumentParser, split_list
+from ..harness_ext.core.constants import (
+    INVERSION_JSON,
+)
+from ..harness_ext.core.errors import CPIError
+from ..harness_ext.core.files import atomic_write_json, claim_output_dir, read_json
+from .base_model import PretrainConfig, base_model_dir, cached_base_model
+from .variants import (
     ABLATIONS,
     ALIASES,
     ALL_VARIANTS,
@@ -51,13 +57,7 @@ from cpi_bench.demo.variants import (
     DemoRun,
     Variant,
 )
-from cpi_bench.demo.world import World, WorldConfig
-from cpi_bench.harness_ext.core.cli_args import ArgumentParser, split_list
-from cpi_bench.harness_ext.core.constants import (
-    INVERSION_JSON,
-)
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import atomic_write_json, claim_output_dir, read_json
+from .world import World, WorldConfig
 
 # Seeds of a default run: 5 seeds = 35 runs and 5 pretrainings, 11 min 30 s of wall time and
 # 22.5 CPU-minutes on an idle 2-core machine (measured; docs/demo.md), so 5 seeds
@@ -143,8 +143,8 @@ def run_variant(
     name: str, base: Path, world_paths: dict[str, Path], out: Path, sched: Schedule, seed: int
 ) -> dict:
     """``cpi train`` then ``cpi sweep`` for one variant; return its inversion.json."""
-    from cpi_bench.harness_ext.commands import sweep
-    from cpi_bench.trainer import train
+    from ..harness_ext.commands import sweep
+    from ..trainer import train
 
     run_dir = out / name
     args = train_args(base, world_paths, run_dir, sched, seed, ALL_VARIANTS[name])
@@ -226,7 +226,7 @@ def _pretrain_job(
     world_cfg: WorldConfig, pre_cfg: PretrainConfig, cache: Path, log: Path
 ) -> tuple[Path, float, float]:
     """(base model folder, fact recall, seconds), in a worker; output to ``log``."""
-    from cpi_bench.demo.base_model import pretrain_base_model
+    from .base_model import pretrain_base_model
 
     start = time.time()
     with _output_to(log):
@@ -402,7 +402,7 @@ def _run_claimed(
     args: Any, argv: list[str], out: Path, seeds: list[int], names: list[str], start: float
 ) -> None:
     """The demo's runs and report, once ``out`` is claimed (core/files.py)."""
-    from cpi_bench.demo.report import write_report
+    from .report import write_report
 
     sched = QUICK if args.quick else FULL
     world_cfg, pre_cfg = WorldConfig(), PretrainConfig()
@@ -419,9 +419,13 @@ def _run_claimed(
     )
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return _parser().parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
 
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     names = _chosen_variants(args.variants)
     if args.seed is not None and args.seeds is not None:
         raise CPIError("give --seed or --seeds, not both", exit_code=2)

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.demo.aggregate import mean_curve
+from .aggregate import mean_curve
 
 COLORS = {
     "standard": "#1f77b4",

@@ -10,7 +10,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.demo.aggregate import (
+from ..harness_ext.core.files import (
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    read_jsonl,
+)
+from .aggregate import (
     CI_TEXT,
     NOISE_TEXT,
     fmt,
@@ -18,7 +24,7 @@ from cpi_bench.demo.aggregate import (
     seed_record,
     summarize,
 )
-from cpi_bench.demo.variants import (
+from .variants import (
     ABLATIONS,
     ALIASES,
     ALL_VARIANTS,
@@ -26,12 +32,6 @@ from cpi_bench.demo.variants import (
     DOSE_RESPONSE,
     DemoRun,
     Variant,
-)
-from cpi_bench.harness_ext.core.files import (
-    atomic_write_json,
-    atomic_write_text,
-    read_json,
-    read_jsonl,
 )
 
 KINDS = ("C", "C+S", "S")
@@ -41,10 +41,10 @@ def removed_shares(base: Path, paths: dict[str, Path], variant: Variant) -> dict
     """Share of each kind (C, C+S, S) of a curated variant's data (its pool, or the mixture)
     that its curation removes: the trainer's own curation function and scorer (its cache,
     next to the base model, makes this a lookup), applied to the data with its kinds attached."""
-    from cpi_bench.trainer.curation import CURATIONS, CurationContext
-    from cpi_bench.trainer.response_loss import ResponseLossScorer
-    from cpi_bench.trainer.schema import CONTEXT, INSTRUCTION, RESPONSE, canonical_dataset
-    from cpi_bench.trainer.templates import get_template
+    from ..trainer.curation import CURATIONS, CurationContext
+    from ..trainer.response_loss import ResponseLossScorer
+    from ..trainer.schema import CONTEXT, INSTRUCTION, RESPONSE, canonical_dataset
+    from ..trainer.templates import get_template
 
     kinds = read_json(paths[variant.kinds], "world file")
     rows = read_jsonl(paths[variant.data], "world file")
@@ -257,7 +257,7 @@ def write_report(
     out: Path, run: DemoRun, sched: Any, world_cfg: Any, pre_cfg: Any, command: str, wall: float
 ) -> str:
     """Write OUT/demo.json, OUT/demo.md and OUT/demo.png; return the markdown."""
-    from cpi_bench.demo.plots import plot_demo
+    from .plots import plot_demo
 
     settings = {
         "command": command,

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cpi_bench.harness_ext.core.files import atomic_write_bytes, atomic_write_json, claim_output_dir
+from ..harness_ext.core.files import atomic_write_bytes, atomic_write_json, claim_output_dir
 
 
 @dataclass
@@ -270,8 +270,8 @@ def parse_args(argv: list[str]) -> tuple[TheoryConfig, Any]:
     :class:`CPIError` (one line, exit 2) instead of argparse's usage block."""
     from transformers import HfArgumentParser
 
-    from cpi_bench.harness_ext.core.cli_args import OneLineErrors
-    from cpi_bench.harness_ext.core.errors import CPIError
+    from ..harness_ext.core.cli_args import OneLineErrors
+    from ..harness_ext.core.errors import CPIError
 
     class Parser(OneLineErrors, HfArgumentParser):
         """transformers' dataclass parser, failing in one line."""

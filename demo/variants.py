@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cpi_bench.demo.world import pool_roles
+from .world import pool_roles
 
 __all__ = [
     "ABLATIONS",

@@ -32,7 +32,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cpi_bench.tasks.prompts import background_prompt
+from ..tasks.prompts import background_prompt
 
 RELATIONS: dict[str, tuple[str, str]] = {
     # name: (question, statement); {s} = subject, {a} = answer

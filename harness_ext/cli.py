@@ -1,11 +1,13 @@
 """The ``cpi`` console script: one entry point, one subcommand per job.
 
-    cpi tasks-path                       # folder to pass to lm_eval --include_path
-    cpi register                         # editable installs: let lm_eval find cpi_* tasks by itself
-    cpi tiny-model --output_dir tiny     # a tiny random Llama + tokenizer for smoke runs
+    cpi --help                 # every subcommand with its one-line help (the COMMANDS table)
+    cpi <command> --help       # its options
+    cpi --debug <command> ...  # show a traceback instead of the one-line error
 
-Each subcommand lives in its own module with a ``main(argv) -> int`` and is imported only when
-called, so ``cpi tasks-path`` stays instant. Add a subcommand by adding one row to COMMANDS.
+Each subcommand lives in its own module with a ``main(argv) -> int`` (or ``main_<name>``) and is
+imported only when called, so ``cpi tasks-path`` stays instant. Every one runs through
+``core/errors.run_entry``, the one place that turns errors into exit codes. Add a subcommand by
+adding one row to COMMANDS.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import importlib
 import os
 import sys
 
-from cpi_bench.harness_ext.core.errors import EXIT_USAGE, run_entry
+from .core.errors import EXIT_USAGE, CPIError, run_entry
 
 # name -> (module under cpi_bench, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -72,14 +74,24 @@ def _usage() -> str:
     )
 
 
+def parse_only(argv: list[str]) -> None:
+    """Parse a ``cpi`` command line exactly as its command would, and run nothing: the check
+    that every command the docs show is valid (tests/test_docs.py). Raises CPIError."""
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        raise CPIError(f"unknown command {name!r} (see 'cpi --help')")
+    module = importlib.import_module(f"cpi_bench.{COMMANDS[name][0]}")
+    parse = getattr(module, "parse_args_" + name.replace("-", "_"), None) or module.parse_args
+    parse(rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--debug":
         os.environ["CPI_DEBUG"] = "1"
         argv = argv[1:]
     if not argv or argv[0] in {"-h", "--help", "help"}:
-        print(_usage())
-        return 0
+        return run_entry("help", lambda _: print(_usage()), [])
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"cpi: error: unknown command {name!r} (see 'cpi --help')", file=sys.stderr)

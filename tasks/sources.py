@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import CPIError, install_excepthook
-from cpi_bench.harness_ext.core.files import read_json, read_jsonl
-from cpi_bench.tasks.prompts import (
+from ..harness_ext.core.errors import CPIError, install_excepthook
+from ..harness_ext.core.files import read_json, read_jsonl
+from .prompts import (
     CF_ANSWER,
     CF_ANSWERS,
     CONTEXT,

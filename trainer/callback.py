@@ -30,13 +30,13 @@ from typing import Any
 
 import transformers
 
-from cpi_bench.harness_ext.core.cli_args import parse_limit, split_list
-from cpi_bench.harness_ext.core.constants import (
+from ..harness_ext.core.cli_args import parse_limit, split_list
+from ..harness_ext.core.constants import (
     EVAL_DIR,
     eval_file_name,
 )
-from cpi_bench.harness_ext.core.items import write_results_with_items
-from cpi_bench.trainer.early_stop import InversionStopper
+from ..harness_ext.core.items import write_results_with_items
+from .early_stop import InversionStopper
 
 log = logging.getLogger("cpi_bench.callback")
 
@@ -69,7 +69,7 @@ class CPIEvalCallback(transformers.TrainerCallback):
         early_stop_patience: int = 1,
         trainer: Any = None,
     ) -> None:
-        from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator
+        from ..harness_ext.evaluation.evaluator import CheckpointEvaluator
 
         self.tasks = split_list(tasks)
         self.limit = limit = parse_limit(limit, "limit")
@@ -98,9 +98,9 @@ class CPIEvalCallback(transformers.TrainerCallback):
     def _provenance(self, out_dir: Path, checkpoint: Path) -> dict:
         """The block ``cpi sweep`` would record for this checkpoint, so it can reuse the file:
         fingerprints of the checkpoint just saved (and, for adapters, of the base)."""
-        from cpi_bench.harness_ext.core.constants import ADAPTER_CONFIG
-        from cpi_bench.harness_ext.core.run_folder import manifest_path, read_manifest
-        from cpi_bench.harness_ext.evaluation.provenance import (
+        from ..harness_ext.core.constants import ADAPTER_CONFIG
+        from ..harness_ext.core.run_folder import manifest_path, read_manifest
+        from ..harness_ext.evaluation.provenance import (
             model_provenance,
             provenance_block,
             task_provenance,
@@ -161,7 +161,7 @@ class CPIEvalCallback(transformers.TrainerCallback):
 def log_metrics(results: dict[str, Any], step: int) -> dict[str, float]:
     """``cpi/cf_acc``, ``cpi/param_acc`` (means over the tasks, fractions) and
     ``cpi/<task>/<metric>`` for every task metric of one results dict (nulls left out)."""
-    from cpi_bench.harness_ext.reports.inversion import row_from_results
+    from ..harness_ext.reports.inversion import row_from_results
 
     row = row_from_results(results, step, [])
     metrics = {f"cpi/{k}": row[k] for k in ("cf_acc", "param_acc") if row.get(k) is not None}

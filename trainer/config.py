@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-from cpi_bench.harness_ext.core.cli_args import (
+from ..harness_ext.core.cli_args import (
     OneLineErrors,
     parse_limit,
     positive_number,
     split_list,
 )
-from cpi_bench.harness_ext.core.errors import CPIError
-
+from ..harness_ext.core.errors import CPIError
 from .curation import CURATIONS, parse_curations
 from .finetune import FINETUNE_MODES
 from .templates import TEMPLATES

@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cpi_bench.harness_ext.core.cli_args import split_list
-from cpi_bench.harness_ext.core.files import read_json, read_jsonl
-
+from ..harness_ext.core.cli_args import split_list
+from ..harness_ext.core.files import read_json, read_jsonl
 from .schema import (
     CONTEXT,
     EVAL_ANSWER_FIELDS,

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.run_folder import FINETUNE_MODES  # noqa: F401 (its owner)
+from ..harness_ext.core.errors import CPIError
+from ..harness_ext.core.run_folder import FINETUNE_MODES  # noqa: F401 (its owner)
 
 SEPARATE_QK_SUFFIXES = ("q_proj", "k_proj")
 
@@ -100,7 +100,7 @@ def check_qk_supported(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from cpi_bench.harness_ext.models.source import from_pretrained_kwargs, resolve_model
+    from ..harness_ext.models.source import from_pretrained_kwargs, resolve_model
 
     src = resolve_model(model_name_or_path)  # a .gguf file carries its config inside
     config = AutoConfig.from_pretrained(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import CPIError
+from ..harness_ext.core.errors import CPIError
 
 
 def requested_bits(model_args: Any) -> int | None:

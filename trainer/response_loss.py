@@ -19,8 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.files import atomic_write_json, cache_dir
-
+from ..harness_ext.core.files import atomic_write_json, cache_dir
 from .templates import Template
 
 CACHE_VERSION = 2  # 2: keyed by model content (1: path, sizes and mtimes)
@@ -36,8 +35,8 @@ def scorer_identity(model_name_or_path: str, revision: str = "main") -> dict[str
     (models/source.py; a GGUF is its own file, never its folder's other files), or a hub id
     and revision. Content, not stamps: a model re-saved with other weights but the same sizes
     never serves another model's cached scores."""
-    from cpi_bench.harness_ext.models.source import model_fingerprint as content
-    from cpi_bench.harness_ext.models.source import resolve_model
+    from ..harness_ext.models.source import model_fingerprint as content
+    from ..harness_ext.models.source import resolve_model
 
     src = resolve_model(model_name_or_path)
     if src.kind == "hub":
@@ -129,7 +128,7 @@ class ResponseLossScorer:
         import torch
         from tqdm.auto import tqdm
 
-        from cpi_bench.harness_ext.models.source import load_model, load_tokenizer
+        from ..harness_ext.models.source import load_model, load_tokenizer
 
         # harness_ext.models.source: a folder, a .gguf file or a hub id, as cpi train loads it
         common = {"revision": self.revision, "trust_remote_code": self.trust_remote_code}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cpi_bench.harness_ext.core.errors import CPIError, one_line
+from ..harness_ext.core.errors import CPIError, one_line
 
 if TYPE_CHECKING:  # datasets is imported lazily so ``cpi train --help`` stays fast
     from datasets import Dataset

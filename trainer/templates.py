@@ -20,8 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cpi_bench.tasks.prompts import background_prompt
-
+from ..tasks.prompts import background_prompt
 from .schema import (
     ASSISTANT,
     CONTENT,

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core import model_files, run_folder
-from cpi_bench.harness_ext.core.errors import CPIError, failure_reason, one_line
-
+from ..harness_ext.core import model_files, run_folder
+from ..harness_ext.core.errors import CPIError, failure_reason, one_line
 from .quantization import check_quantization, quantization_kwargs, quantization_record
 from .schema import MESSAGES
 
@@ -66,6 +65,18 @@ def parse_args(argv: list[str] | None) -> tuple[Any, Any, Any]:
         raise CPIError(message) from None
     check_args(script_args, config, model_args)
     return script_args, config, model_args
+
+
+def parse_args_train(argv: list[str]) -> tuple[Any, Any, Any]:
+    """Option names, types and choices only (``cpi.parse_only``, the docs check): no file is
+    read, so a command that names a YAML file or a dataset that is not here still parses."""
+    from .config import make_parser
+
+    argv = list(argv)
+    if "--config" in argv:  # the file's keys are TRL options too: checked by tests/test_recipes.py
+        at = argv.index("--config")
+        del argv[at : at + 2]
+    return make_parser(description=__doc__).parse_args_into_dataclasses(args=argv)
 
 
 def check_config_file(argv: list[str], parser: Any) -> None:
@@ -106,7 +117,7 @@ def check_config_file(argv: list[str], parser: Any) -> None:
 
 def _read_yaml(path: Path) -> Any:
     """The parsed YAML file; syntax errors name the line and column."""
-    from cpi_bench.harness_ext.core.files import read_yaml
+    from ..harness_ext.core.files import read_yaml
 
     return read_yaml(path, "--config", "fix it: one 'option: value' per line")
 
@@ -144,7 +155,7 @@ def check_model_files(spec: str, trust_remote_code: bool = False) -> Any:
     large") name no fix."""
     import importlib.util
 
-    from cpi_bench.harness_ext.models.source import resolve_model
+    from ..harness_ext.models.source import resolve_model
 
     src = resolve_model(spec)
     folder = src.local_dir
@@ -189,7 +200,7 @@ def _check_safetensors(src: Any) -> None:
     fails here, named, instead of deep inside from_pretrained."""
     from safetensors import safe_open
 
-    from cpi_bench.harness_ext.models.source import weights_files
+    from ..harness_ext.models.source import weights_files
 
     for path in weights_files(src):
         if path.suffix != ".safetensors":
@@ -218,7 +229,7 @@ def _check_gguf_magic(path: Path) -> None:
 def eval_callback_class() -> type:
     """harness_ext's in-training evaluation callback, imported only when --eval_tasks is set."""
     try:
-        from cpi_bench.trainer.callback import CPIEvalCallback
+        from .callback import CPIEvalCallback
     except ImportError as err:
         raise CPIError(
             f"--eval_tasks needs cpi_bench.trainer.callback ({err}); update "
@@ -302,7 +313,7 @@ def load_model_and_tokenizer(config: Any, model_args: Any, template: Any) -> tup
     Loaded through harness_ext.models.source, so a model folder, a .gguf file (or a folder
     holding one) and a hub id load the same way as in cpi sweep; a load failure is one line
     naming the model."""
-    from cpi_bench.harness_ext.models.source import load_model, load_tokenizer, resolve_model
+    from ..harness_ext.models.source import load_model, load_tokenizer, resolve_model
 
     src = resolve_model(model_args.model_name_or_path)
     common = {"revision": model_args.model_revision, "trust_remote_code": config.trust_remote_code}
@@ -399,8 +410,7 @@ def build_manifest(
     resumed_from: str | None,
 ) -> dict[str, Any]:
     """The manifest contract of manifest.py, at the start of training."""
-    from cpi_bench.harness_ext.models.source import hub_commit
-
+    from ..harness_ext.models.source import hub_commit
     from .finetune import trainable_parameter_count
 
     lora = None
@@ -436,8 +446,8 @@ def run_identity_from_args(script_args: Any, config: Any, model_args: Any) -> di
     and local weights and data files are identified by their content. A local base is
     recorded as exactly what is loaded: a model folder, or a GGUF's own file (never the folder
     it shares with other GGUFs), with the fingerprint of those bytes."""
-    from cpi_bench.harness_ext.core.files import file_sha256
-    from cpi_bench.harness_ext.models.source import model_fingerprint, resolve_model
+    from ..harness_ext.core.files import file_sha256
+    from ..harness_ext.models.source import model_fingerprint, resolve_model
 
     src = resolve_model(model_args.model_name_or_path)
     base = (
@@ -500,7 +510,7 @@ def claim_run_dir(config: Any, identity: dict[str, Any], resuming: bool) -> Iter
     own files: checkpoints, manifest and what cpi sweep wrote)."""
     import shutil
 
-    from cpi_bench.harness_ext.core.files import claim_output_dir as claim
+    from ..harness_ext.core.files import claim_output_dir as claim
 
     ours = _older_run_folder(resuming)
     with claim(config.output_dir, "train", "--output_dir", ours=ours) as out:
@@ -700,7 +710,7 @@ def train_or_mark_failed(
 
 def validate_eval_tasks(config: Any) -> None:
     """Build --eval_tasks once before step 0, so a typo fails now, not at the first save."""
-    from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator
+    from ..harness_ext.evaluation.evaluator import CheckpointEvaluator
 
     CheckpointEvaluator(tasks=config.eval_task_names, limit=config.eval_limit).load_tasks()
 
@@ -740,7 +750,7 @@ def _train(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``cpi train`` (argv excludes "train"): 0 on success, 2 on bad input
     (one line on stderr, no traceback)."""
-    from cpi_bench.harness_ext.core.errors import run_entry
+    from ..harness_ext.core.errors import run_entry
 
     return run_entry("train", _train, list(sys.argv[1:] if argv is None else argv))
 

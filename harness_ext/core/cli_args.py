@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from cpi_bench.harness_ext.core.errors import CPIError
+from .errors import CPIError
 
 
 def split_list(text: str | list[str] | tuple[str, ...] | None) -> list[str]:

@@ -21,6 +21,7 @@ EXIT_FAIL = 1  # a checkpoint failed to evaluate, or the gate found a regression
 EXIT_USAGE = 2  # bad input, or any other error
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE): `cpi table RUN | head`
 
 
 class CPIError(Exception):
@@ -78,6 +79,13 @@ def catch_sigterm() -> None:
         signal.signal(signal.SIGTERM, _raise_terminated)
 
 
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null, so the interpreter's final flush does
+    not raise again (Python's documented way to end quietly on SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def run_entry(command: str, entry: Callable[[list[str]], int | None], argv: list[str]) -> int:
     """Run one subcommand's ``main(argv)`` and map every way it can end to an exit status.
 
@@ -93,6 +101,9 @@ def run_entry(command: str, entry: Callable[[list[str]], int | None], argv: list
             traceback.print_exc()
         print(f"cpi {command}: error: {one_line(err)}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as err:
         what = "terminated" if isinstance(err, Terminated) else "interrupted"
         print(f"cpi {command}: {what} (finished work is kept; rerun to resume)", file=sys.stderr)

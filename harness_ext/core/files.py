@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import CPIError, one_line
+from .errors import CPIError, one_line
 
 TMP_SUFFIX = ".tmp"
 OWNER_MARKER = ".cpi_owner"

@@ -49,9 +49,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.constants import REASON_METRIC
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import atomic_write_text, dump_json, read_jsonl
+from .constants import REASON_METRIC
+from .errors import CPIError
+from .files import atomic_write_text, dump_json, read_jsonl
 
 ITEMS_SUFFIX = ".items.jsonl"
 ITEMS_KIND = "cpi_items"

@@ -37,7 +37,7 @@ import struct
 import zipfile
 from pathlib import Path
 
-from cpi_bench.harness_ext.core.constants import ADAPTER_CONFIG
+from .constants import ADAPTER_CONFIG
 
 CONFIG = "config.json"
 GENERATION_CONFIG = "generation_config.json"

@@ -26,17 +26,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core import model_files
-from cpi_bench.harness_ext.core.constants import (
+from . import model_files
+from .constants import (
     ADAPTER_CONFIG,
     CHECKPOINT_PREFIX,
     EVAL_DIR,
     RUN_MANIFEST,
     RUN_REPORTS,
 )
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import atomic_write_json, read_json
-from cpi_bench.harness_ext.core.model_files import folder_problem, resume_problem
+from .errors import CPIError
+from .files import atomic_write_json, read_json
+from .model_files import folder_problem, resume_problem
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 STATUSES = (RUNNING, FINISHED, FAILED)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cpi_bench.harness_ext.core.constants import (
+from ..core.constants import (
     ATTENTION_COLUMN,
 )
 

@@ -20,8 +20,8 @@ import random
 import time
 from typing import Any
 
-from cpi_bench.harness_ext.core.cli_args import parse_limit
-from cpi_bench.harness_ext.core.constants import (
+from ..core.cli_args import parse_limit
+from ..core.constants import (
     ATTENTION_KEY,
     CPI_KEY,
     DEFAULT_TASKS,
@@ -33,11 +33,11 @@ from cpi_bench.harness_ext.core.constants import (
     SETTINGS_KEY,
     TORCH_SEED,
 )
-from cpi_bench.harness_ext.core.errors import (
+from ..core.errors import (
     CPIError,
 )
-from cpi_bench.harness_ext.core.items import records_from_samples
-from cpi_bench.harness_ext.evaluation.provenance import PROVENANCE_KEY
+from ..core.items import records_from_samples
+from .provenance import PROVENANCE_KEY
 
 log = logging.getLogger("cpi_bench.evaluator")
 
@@ -213,7 +213,7 @@ class CheckpointEvaluator:
     def _task_manager(self, include_defaults: bool):
         from lm_eval.tasks import TaskManager
 
-        from cpi_bench.harness_ext.lm_eval_plugin.autoload import tasks_dir
+        from ..lm_eval_plugin.autoload import tasks_dir
 
         paths = [*self.include_path, str(tasks_dir())]
         return TaskManager(
@@ -364,7 +364,7 @@ class CheckpointEvaluator:
         """The attention-to-context measurement, when asked for (else None)."""
         if self.attention_limit <= 0:
             return None
-        from cpi_bench.harness_ext.evaluation.attention import attention_to_context
+        from .attention import attention_to_context
 
         return attention_to_context(
             lm,

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.cli_args import positive_number
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import remove_stale_tmp
-from cpi_bench.harness_ext.core.run_folder import (
+from ..core.cli_args import positive_number
+from ..core.errors import CPIError
+from ..core.files import remove_stale_tmp
+from ..core.run_folder import (
     FAILED,
     FINISHED,
     RUN_MANIFEST,
@@ -170,7 +170,7 @@ def _round(args, out, err, steps: SweepSteps, state: _State, discover, final: bo
     state.done.update(done)
     if pending:
         if state.loader is None:
-            from cpi_bench.harness_ext.evaluation.loader import sweep_loader
+            from .loader import sweep_loader
 
             state.loader = sweep_loader(plan)
 

@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core import model_files
-from cpi_bench.harness_ext.core.constants import (
+from ..core import model_files
+from ..core.constants import (
     ADAPTER_CONFIG,
     CPI_KEY,
     EVAL_DIR,
@@ -30,10 +30,10 @@ from cpi_bench.harness_ext.core.constants import (
     RUN_REPORTS,
     eval_file_name,
 )
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import check_writable, read_json
-from cpi_bench.harness_ext.core.model_files import has_tokenizer
-from cpi_bench.harness_ext.core.run_folder import Target, manifest_path
+from ..core.errors import CPIError
+from ..core.files import check_writable, read_json
+from ..core.model_files import has_tokenizer
+from ..core.run_folder import Target, manifest_path
 
 _NOT_OURS = (
     "was not written by cpi sweep; move or rename it (cpi never overwrites files it did not create)"
@@ -44,7 +44,7 @@ def check_base_model(base: str, source: str, targets: list[Target]) -> None:
     """The base model can be loaded for what the sweep needs it for (see module docstring).
 
     ``source`` says where the name came from (``--base_model`` or the manifest field)."""
-    from cpi_bench.harness_ext.models.source import resolve_model
+    from ..models.source import resolve_model
 
     uses_base = any(t.kind in ("base", "adapter") for t in targets)
     borrows_tokenizer = any(t.kind != "base" and not has_tokenizer(t.path) for t in targets)
@@ -76,7 +76,7 @@ def check_base_model(base: str, source: str, targets: list[Target]) -> None:
 def check_base_fingerprint(run_dir: Path, manifest: dict[str, Any], base: str) -> None:
     """The base still holds the weights ``cpi train`` recorded (``base_fingerprint``); else
     step 0 and every adapter would be evaluated on another model."""
-    from cpi_bench.harness_ext.models.source import same_base_weights
+    from ..models.source import same_base_weights
 
     recorded = manifest.get("base_fingerprint")
     if not isinstance(recorded, str) or not recorded or not Path(base).exists():
@@ -93,7 +93,7 @@ def check_adapters_match_base(targets: Iterable[Target], base: str) -> None:
     """Every adapter's own ``base_model_name_or_path``, when it is an existing local path,
     holds the same weights as ``base`` (a copy in another place is fine). Both sides are
     fingerprinted as models (models/source.py), so a GGUF file is compared as that file."""
-    from cpi_bench.harness_ext.models.source import model_fingerprint
+    from ..models.source import model_fingerprint
 
     base_path = Path(base).expanduser()
     if not base_path.exists():

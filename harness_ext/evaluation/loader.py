@@ -12,10 +12,10 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.model_files import has_tokenizer
-from cpi_bench.harness_ext.core.run_folder import Target
-from cpi_bench.harness_ext.models.source import load_model, load_tokenizer, resolve_model
+from ..core.errors import CPIError
+from ..core.model_files import has_tokenizer
+from ..core.run_folder import Target
+from ..models.source import load_model, load_tokenizer, resolve_model
 
 __all__ = ["ModelLoader", "has_tokenizer", "load_causal_lm", "sweep_loader"]
 
@@ -191,7 +191,7 @@ def sweep_loader(plan) -> ModelLoader:
     """The ModelLoader of a sweep plan (``evaluation.sweep.SweepPlan``): torch threads,
     device and chat-template donor from its options; one place for the step evaluation and
     the closed-book probes."""
-    from cpi_bench.harness_ext.evaluation.evaluator import default_device
+    from .evaluator import default_device
 
     if plan.args.threads:
         import torch

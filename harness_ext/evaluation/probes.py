@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import CPIError, failure_reason
-from cpi_bench.harness_ext.core.files import read_json
-from cpi_bench.harness_ext.core.items import items_problem, write_results_with_items
-from cpi_bench.harness_ext.evaluation.provenance import (
+from ...tasks.closedbook import is_probe, probe_for
+from ..core.errors import CPIError, failure_reason
+from ..core.files import read_json
+from ..core.items import items_problem, write_results_with_items
+from .provenance import (
     PROVENANCE_KEY,
     provenance_block,
     provenance_mismatch,
     task_provenance,
 )
-from cpi_bench.tasks.closedbook import is_probe, probe_for
 
 KNOWLEDGE_MODES = ("base", "every")
 CLOSEDBOOK_FILE_PREFIX = "closedbook-"
@@ -81,7 +81,7 @@ def probes_of(tasks: list[str]) -> dict[str, str]:
 def plan_knowledge(plan: Any) -> KnowledgePlan | None:
     """The filter's plan for a sweep plan (None without ``--knowledge_filter``); raises
     :class:`CPIError` when no task has a probe or the base model is not part of the sweep."""
-    from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator
+    from .evaluator import CheckpointEvaluator
 
     mode = getattr(plan.args, "knowledge_filter", None)
     if not mode:
@@ -192,7 +192,7 @@ def evaluate_remaining(
         return []
     targets = [t for t in plan.targets if t.step in kp.pending and t.step not in (skip or ())]
     if targets:
-        from cpi_bench.harness_ext.evaluation.loader import sweep_loader
+        from .loader import sweep_loader
 
         loader = sweep_loader(plan)
         print(f"cpi sweep: closed-book probes for {len(targets)} step(s)", file=err or sys.stderr)

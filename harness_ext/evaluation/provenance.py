@@ -24,8 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.files import file_sha256
-from cpi_bench.harness_ext.models.source import model_fingerprint
+from ..core.files import file_sha256
+from ..models.source import model_fingerprint
 
 PROVENANCE_KEY = "provenance"
 
@@ -43,7 +43,7 @@ def tool_versions() -> dict[str, str | None]:
 
 def _cpi_data_files(task_config: Any) -> dict[str, str]:
     """SHA-256 of the public file a cpi task reads (through tasks/sources.py)."""
-    from cpi_bench.tasks.sources import SOURCES, locate
+    from ...tasks.sources import SOURCES, locate
 
     source = (task_config.dataset_kwargs or {}).get("source")
     if source not in SOURCES:

@@ -42,29 +42,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.cli_args import ArgumentParser, parse_limit, split_list
-from cpi_bench.harness_ext.core.constants import (
+from ..core.cli_args import ArgumentParser, parse_limit, split_list
+from ..core.constants import (
     CPI_KEY,
     DEFAULT_TASKS,
     EVAL_DIR,
     eval_file_name,
 )
-from cpi_bench.harness_ext.core.errors import (
+from ..core.errors import (
     EXIT_FAIL,
     EXIT_OK,
     CPIError,
     failure_reason,
     run_entry,
 )
-from cpi_bench.harness_ext.core.files import read_json, remove_stale_tmp, text_sha256
-from cpi_bench.harness_ext.core.items import (
+from ..core.files import read_json, remove_stale_tmp, text_sha256
+from ..core.items import (
     items_path,
     items_problem,
     write_results_with_items,
 )
-from cpi_bench.harness_ext.core.run_folder import Target
-from cpi_bench.harness_ext.evaluation import follow, probes, targets, workers
-from cpi_bench.harness_ext.evaluation.provenance import (
+from ..core.run_folder import Target
+from . import follow, probes, targets, workers
+from .provenance import (
     PROVENANCE_KEY,
     model_provenance,
     provenance_block,
@@ -325,7 +325,7 @@ def _check_options(args: argparse.Namespace) -> int:
 
 def build_evaluator(args: argparse.Namespace) -> Any:
     """The evaluator of the sweep's tasks (built once; ``load_tasks`` reads the data)."""
-    from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator, parse_model_args
+    from .evaluator import CheckpointEvaluator, parse_model_args
 
     return CheckpointEvaluator(
         tasks=split_list(args.tasks),
@@ -470,11 +470,11 @@ def evaluate_pending(
     """Evaluate ``pending`` in step order into ``done``; return one record per failure (the
     other checkpoints still run). ``loader``: a ModelLoader to reuse (default: a new one);
     ``after_each``: called after each step (a follower rewrites the table)."""
-    from cpi_bench.harness_ext.evaluation.evaluator import quiet_logs
+    from .evaluator import quiet_logs
 
     if not plan.args.verbose:
         quiet_logs()
-    from cpi_bench.harness_ext.evaluation.loader import sweep_loader
+    from .loader import sweep_loader
 
     loader = loader or sweep_loader(plan)
     # each step through its claim (workers.py): several sweeps share a run folder
@@ -601,7 +601,7 @@ def run_sweep(args: argparse.Namespace, out=None, err=None, reports: Reports | N
     out, err = out or sys.stdout, err or sys.stderr
     started = time.time()
     if not args.verbose:
-        from cpi_bench.harness_ext.evaluation.evaluator import quiet_logs
+        from .evaluator import quiet_logs
 
         quiet_logs()
     targets.source_kind(args)  # a wrong combination of flags fails first

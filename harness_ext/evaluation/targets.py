@@ -27,18 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.cli_args import split_list
-from cpi_bench.harness_ext.core.constants import ADAPTER_CONFIG, CHECKPOINT_PREFIX, EVAL_DIR
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import check_writable, claim_output_dir, read_yaml
-from cpi_bench.harness_ext.core.run_folder import (
+from ..core.cli_args import split_list
+from ..core.constants import ADAPTER_CONFIG, CHECKPOINT_PREFIX, EVAL_DIR
+from ..core.errors import CPIError
+from ..core.files import check_writable, claim_output_dir, read_yaml
+from ..core.run_folder import (
     Target,
     checkpoint_problem,
     list_checkpoints,
     read_manifest,
     resolve_base,
 )
-from cpi_bench.harness_ext.evaluation import guards
+from . import guards
 
 Discover = Callable[..., list[Target]]  # (run_dir, base_model, include_base, err) -> targets
 
@@ -185,7 +185,7 @@ def _is_pattern(name: str) -> bool:
 
 def _expand(repo: str, specs: list[tuple[str, int | None]]) -> list[tuple[str, int | None]]:
     """Patterns replaced by the matching branch and tag names (each name once)."""
-    from cpi_bench.harness_ext.models import revisions
+    from ..models import revisions
 
     refs: dict[str, str] | None = None
     out: dict[str, int | None] = {}
@@ -203,7 +203,7 @@ def _expand(repo: str, specs: list[tuple[str, int | None]]) -> list[tuple[str, i
 
 def _step_of(name: str, step: int | None, flag: str, default: int | None = None) -> int:
     """A revision's step: given, else parsed from its name (models/revisions.py's rule)."""
-    from cpi_bench.harness_ext.models import revisions
+    from ..models import revisions
 
     if step is not None:
         return step
@@ -245,7 +245,7 @@ def _revision_steps(args: Any) -> tuple[tuple[str, int], list[tuple[str, int]]]:
 
 def _hub_source(args: Any, err: Any, discover: Discover | None) -> SweepSource:
     """Revisions of one hub repo, each resolved to its commit and local snapshot."""
-    from cpi_bench.harness_ext.models import revisions
+    from ..models import revisions
 
     (base_name, base_step), rows = _revision_steps(args)
     flag = "--base_revision" if args.base_revision else "--revisions"
@@ -291,8 +291,8 @@ def _list_base(args: Any, data: dict[str, Any], file: Path) -> tuple[str, dict[s
 def _model_ref(text: str, anchor: Path, where: str) -> tuple[str, dict[str, Any] | None]:
     """A local model folder (relative to ``anchor``), or a hub model ``ORG/NAME[@REVISION]``
     resolved to its commit's snapshot."""
-    from cpi_bench.harness_ext.models import revisions
-    from cpi_bench.harness_ext.models.source import resolve_model
+    from ..models import revisions
+    from ..models.source import resolve_model
 
     local = Path(text).expanduser()
     full = local if local.is_absolute() else anchor / local
@@ -326,7 +326,7 @@ def _list_entry(entry: Any, i: int, file: Path) -> tuple[int, str, Any, str]:
     if not isinstance(value, str) or not value.strip():
         raise CPIError(f"{where}.{key}: not a path (got {value!r})")
     if key == "hub":
-        from cpi_bench.harness_ext.models import revisions
+        from ..models import revisions
 
         rev = revisions.resolve_spec(value, f"{where}.hub")
         return step, rev.folder, rev.origin(), value.strip()

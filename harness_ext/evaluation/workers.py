@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.constants import INVERSION_JSON, eval_file_name
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import atomic_write_json, read_json
-from cpi_bench.harness_ext.core.run_folder import Target
+from ..core.constants import INVERSION_JSON, eval_file_name
+from ..core.errors import CPIError
+from ..core.files import atomic_write_json, read_json
+from ..core.run_folder import Target
 
 ASSEMBLY_LOCK = ".cpi_inversion.lock"  # in RUN_DIR: held only while inversion.* is written
 SINCE_ENV = "CPI_SWEEP_SINCE"  # ns timestamp shared by one --workers launch (see sweep_since)
@@ -106,7 +106,7 @@ def sweep_since(args: Any) -> int:
 def _peer_result(plan: Any, target: Target, reuse_problem: Problem) -> dict[str, Any] | None:
     """The step's results when a peer (or an earlier sweep, unless --force) already wrote
     them with this sweep's provenance; else None."""
-    from cpi_bench.harness_ext.core.items import items_problem
+    from ..core.items import items_problem
 
     path = plan.eval_dir / eval_file_name(target.step)
     try:

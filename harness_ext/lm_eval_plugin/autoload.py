@@ -34,9 +34,9 @@ ENV_SWITCH = "CPI_AUTOLOAD"
 
 def tasks_dir() -> Path:
     """Absolute folder holding the cpi task YAMLs (what ``cpi tasks-path`` prints)."""
-    import cpi_bench.tasks
+    from ... import tasks
 
-    return Path(cpi_bench.tasks.__file__).resolve().parent
+    return Path(tasks.__file__).resolve().parent
 
 
 def _with_cpi_tasks(include_path):

@@ -7,24 +7,34 @@ cpi register --remove   # undo
 
 from __future__ import annotations
 
-from cpi_bench.harness_ext.core.cli_args import ArgumentParser
-from cpi_bench.harness_ext.lm_eval_plugin.autoload import PTH_LINE, site_packages_pth, tasks_dir
+import argparse
+
+from ..core.cli_args import ArgumentParser
+from .autoload import PTH_LINE, site_packages_pth, tasks_dir
+
+
+def parse_args_tasks_path(argv: list[str]) -> argparse.Namespace:
+    return ArgumentParser(prog="cpi tasks-path", description=__doc__).parse_args(argv)
 
 
 def main_tasks_path(argv: list[str]) -> int:
-    ArgumentParser(prog="cpi tasks-path", description=__doc__).parse_args(argv)
+    parse_args_tasks_path(argv)
     print(tasks_dir())
     return 0
 
 
-def main_register(argv: list[str]) -> int:
+def parse_args_register(argv: list[str]) -> argparse.Namespace:
     parser = ArgumentParser(
         prog="cpi register",
         description="Write (or --remove) cpi_bench.pth in this interpreter's site-packages so "
         "lm_eval indexes the cpi tasks with no --include_path. Wheel installs already have it.",
     )
     parser.add_argument("--remove", action="store_true", help="delete the .pth instead")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main_register(argv: list[str]) -> int:
+    args = parse_args_register(argv)
     pth = site_packages_pth()
     if args.remove:
         if pth.exists():

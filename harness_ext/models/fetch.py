@@ -41,8 +41,8 @@ from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import EXIT_OK, CPIError, run_entry
-from cpi_bench.harness_ext.core.files import (
+from ..core.errors import EXIT_OK, CPIError, run_entry
+from ..core.files import (
     OWNER_MARKER,
     check_claimable,
     claim_output_dir,
@@ -233,7 +233,7 @@ def _write_safetensors(model: KnownModel, gguf: Path, dest: Path) -> dict[str, A
     """Convert the GGUF into a plain transformers folder and prove it round-trips."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cpi_bench.harness_ext.models.source import ModelSource, load_model, load_tokenizer
+    from .source import ModelSource, load_model, load_tokenizer
 
     src = ModelSource(path=str(gguf.parent), gguf_file=gguf.name, kind="gguf")
     tokenizer = load_tokenizer(src)
@@ -367,7 +367,7 @@ def _print_list() -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from cpi_bench.harness_ext.core.cli_args import ArgumentParser
+    from ..core.cli_args import ArgumentParser
 
     parser = ArgumentParser(prog="cpi models", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True, parser_class=ArgumentParser)
@@ -381,9 +381,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return _parser().parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
     """``cpi models list|fetch``; 0 on success (bad input raises CPIError: exit 2, one line)."""
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     if args.action == "list":
         _print_list()
         return EXIT_OK

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cpi_bench.harness_ext.core.errors import CPIError, failure_reason
+from ..core.errors import CPIError, failure_reason
 
 _STEP_RE = re.compile(r"step[_-]?(\d+)", re.IGNORECASE)
 _NUMBER_RE = re.compile(r"\d+")

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from cpi_bench.harness_ext.core import model_files
-from cpi_bench.harness_ext.core.errors import CPIError, one_line
-from cpi_bench.harness_ext.core.files import fingerprint_files
+from ..core import model_files
+from ..core.errors import CPIError, one_line
+from ..core.files import fingerprint_files
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

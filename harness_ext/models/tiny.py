@@ -18,8 +18,8 @@ import itertools
 import random
 from pathlib import Path
 
-from cpi_bench.harness_ext.core.cli_args import ArgumentParser
-from cpi_bench.harness_ext.core.files import claim_output_dir
+from ..core.cli_args import ArgumentParser
+from ..core.files import claim_output_dir
 
 ARCHS = ("llama", "mistral", "gpt_neox", "gpt2")
 
@@ -154,7 +154,8 @@ def build_tiny_model(
     return out
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The options of ``cpi tiny-model``."""
     parser = ArgumentParser(
         prog="cpi tiny-model",
         description=__doc__,
@@ -170,7 +171,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--corpus", default=None, help="text file (one document per line) to train the tokenizer on"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
     with claim_output_dir(args.output_dir, "tiny-model", "--output_dir"):  # never a user's files
         corpus = None
         if args.corpus:

@@ -33,19 +33,19 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.reports.results import (
+from ..core.errors import CPIError
+from .results import (
     checked_metric_by_task,
     checked_value,
     task_metrics,
 )
-from cpi_bench.harness_ext.reports.settings import (
+from .settings import (
     check_settings,
     mismatches,
     parse_gen_kwargs,
     task_settings,
 )
-from cpi_bench.harness_ext.reports.stats import wilson_interval
+from .stats import wilson_interval
 
 VLLM_DEFAULT_RTOL = 0.08  # vLLM's DEFAULT_RTOL in test_lm_eval_correctness.py
 YAML_SUFFIXES = (".yaml", ".yml")

@@ -12,12 +12,13 @@ formatting of ``tables.py``; the HTML page is ``html.py``'s.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.cli_args import ArgumentParser
-from cpi_bench.harness_ext.core.constants import (
+from ..core.cli_args import ArgumentParser
+from ..core.constants import (
     CF_ACC,
     CPI_METRICS,
     EVAL_DIR,
@@ -27,15 +28,15 @@ from cpi_bench.harness_ext.core.constants import (
     SETTINGS_KEY,
     eval_file_name,
 )
-from cpi_bench.harness_ext.core.errors import EXIT_OK, CPIError
-from cpi_bench.harness_ext.core.files import (
+from ..core.errors import EXIT_OK, CPIError
+from ..core.files import (
     atomic_write_text,
     check_output_file,
     dump_json,
     read_json,
 )
-from cpi_bench.harness_ext.reports.html import board_html
-from cpi_bench.harness_ext.reports.results import (
+from .html import board_html
+from .results import (
     checked_metric_by_task,
     checked_stderr,
     checked_value,
@@ -45,7 +46,7 @@ from cpi_bench.harness_ext.reports.results import (
     provenance_of,
     task_metrics,
 )
-from cpi_bench.harness_ext.reports.settings import (
+from .settings import (
     ALLOW_FLAG,
     add_allow_flag,
     check_settings,
@@ -55,8 +56,8 @@ from cpi_bench.harness_ext.reports.settings import (
     parse_allowed,
     task_settings,
 )
-from cpi_bench.harness_ext.reports.stats import INTERVAL_NOTE, interval_text, shared_items
-from cpi_bench.harness_ext.reports.tables import (
+from .stats import INTERVAL_NOTE, interval_text, shared_items
+from .tables import (
     BOARD_TITLE,
     DASH,
     FORMATS,
@@ -171,7 +172,7 @@ def curve_points(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _entries_from_path(raw: str, run_step: str) -> list[dict[str, Any]]:
     """The entries one command-line PATH stands for (see :func:`collect_entries`)."""
-    from cpi_bench.harness_ext.reports.inversion import load_inversion
+    from .inversion import load_inversion
 
     path = Path(raw)
     if path.is_dir():
@@ -404,9 +405,13 @@ def build_compare_parser() -> ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return build_compare_parser().parse_args(argv)
+
+
 def main_compare(argv: list[str]) -> int:
     """``cpi compare``: print or write the leaderboard; bad input exits 2 (one line)."""
-    args = build_compare_parser().parse_args(argv)
+    args = parse_args(argv)
     if args.output:
         check_output_file(args.output, "--output", inputs=tuple(args.paths))
     allowed = parse_allowed(args.allow_settings)

@@ -41,18 +41,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.cli_args import ArgumentParser, split_list
-from cpi_bench.harness_ext.core.constants import CF_ACC, EVAL_DIR, INVERSION_JSON, eval_file_name
-from cpi_bench.harness_ext.core.errors import EXIT_OK, CPIError
-from cpi_bench.harness_ext.core.files import atomic_write_text, check_writable
-from cpi_bench.harness_ext.reports.results import (
+from ..core.cli_args import ArgumentParser, split_list
+from ..core.constants import CF_ACC, EVAL_DIR, INVERSION_JSON, eval_file_name
+from ..core.errors import EXIT_OK, CPIError
+from ..core.files import atomic_write_text, check_writable
+from .results import (
     checked_metric_by_task,
     cpi_block,
     load_lm_eval_results,
     task_metrics,
 )
-from cpi_bench.harness_ext.reports.settings import task_settings
-from cpi_bench.harness_ext.reports.stats import wilson_interval
+from .settings import task_settings
+from .stats import wilson_interval
 
 DOCS_URL = "https://huggingface.co/docs/hub/eval-results"
 DEFAULT_DIR = ".eval_results"
@@ -64,7 +64,7 @@ SCALES = {"fraction": 1.0, "percent": 100.0}
 def results_path(source: Path, step: str | None) -> Path:
     """The results file to export: the file itself, the newest results file of an lm-eval
     output folder, or a run's ``eval/step-N.json`` for ``--step`` (N, final or peak)."""
-    from cpi_bench.harness_ext.reports.gate import resolve_results_path
+    from .gate import resolve_results_path
 
     if step is None:
         if (source / INVERSION_JSON).is_file():
@@ -74,8 +74,8 @@ def results_path(source: Path, step: str | None) -> Path:
         return resolve_results_path(source, "results")
     if not (source / INVERSION_JSON).is_file():
         raise CPIError(f"--step {step}: {source} is not a swept run folder (no {INVERSION_JSON})")
-    from cpi_bench.harness_ext.reports.compare import pick_row
-    from cpi_bench.harness_ext.reports.inversion import load_inversion
+    from .compare import pick_row
+    from .inversion import load_inversion
 
     row = pick_row(load_inversion(source), source / INVERSION_JSON, step)
     path = source / EVAL_DIR / eval_file_name(row["step"])
@@ -213,12 +213,16 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CPIError(f"--source-url {args.source_url!r} must be an http(s) URL")
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
     """Write one ``.eval_results`` YAML per task; exit 2 (one line) on bad input or when a
     file to write exists already (nothing is written then)."""
     import yaml
 
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     _check_args(args)
     path = results_path(Path(args.source), args.step)
     files = eval_results_entries(load_lm_eval_results(path), path, args)

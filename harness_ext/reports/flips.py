@@ -27,16 +27,17 @@ their lines under ``inversion.md`` (:func:`item_notes`).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.cli_args import ArgumentParser
-from cpi_bench.harness_ext.core.constants import EVAL_DIR, eval_file_name
-from cpi_bench.harness_ext.core.errors import EXIT_OK, CPIError
-from cpi_bench.harness_ext.core.files import dump_json
-from cpi_bench.harness_ext.core.items import by_task, load_checked_items
-from cpi_bench.harness_ext.reports import stats
+from ..core.cli_args import ArgumentParser
+from ..core.constants import EVAL_DIR, eval_file_name
+from ..core.errors import EXIT_OK, CPIError
+from ..core.files import dump_json
+from ..core.items import by_task, load_checked_items
+from . import stats
 
 COUNT_KEYS = tuple(
     f"{side}_{cell}" for side in ("cf", "param") for cell in ("both", "lost", "gained", "neither")
@@ -270,9 +271,13 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
     """``cpi flips``: 0 ok, 2 bad input (one line)."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     run = Path(args.run)
     if not run.is_dir():
         raise CPIError(f"{run}: no such run folder")
@@ -288,8 +293,8 @@ def main(argv: list[str]) -> int:
 
 
 def _inversion_or_none(run: Path) -> dict[str, Any] | None:
-    from cpi_bench.harness_ext.core.constants import INVERSION_JSON
-    from cpi_bench.harness_ext.reports.inversion import load_inversion
+    from ..core.constants import INVERSION_JSON
+    from .inversion import load_inversion
 
     return load_inversion(run) if (run / INVERSION_JSON).is_file() else None
 

@@ -37,16 +37,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.cli_args import ArgumentParser
-from cpi_bench.harness_ext.core.constants import CF_ACC
-from cpi_bench.harness_ext.core.errors import EXIT_FAIL, EXIT_OK, CPIError
-from cpi_bench.harness_ext.core.files import (
+from ..core.cli_args import ArgumentParser
+from ..core.constants import CF_ACC
+from ..core.errors import EXIT_FAIL, EXIT_OK, CPIError
+from ..core.files import (
     atomic_write_json,
     atomic_write_text,
     check_output_file,
 )
-from cpi_bench.harness_ext.reports.ci_formats import junit_xml, skipped_of, step_summary
-from cpi_bench.harness_ext.reports.results import (
+from .ci_formats import junit_xml, skipped_of, step_summary
+from .results import (
     checked_metric_by_task,
     load_lm_eval_results,
     mean_with_stderr,
@@ -54,14 +54,14 @@ from cpi_bench.harness_ext.reports.results import (
     model_label,
     task_metrics,
 )
-from cpi_bench.harness_ext.reports.settings import (
+from .settings import (
     add_allow_flag,
     check_settings,
     mismatches,
     parse_allowed,
     task_settings,
 )
-from cpi_bench.harness_ext.reports.stats import Z95, wilson_interval
+from .stats import Z95, wilson_interval
 
 # Tolerance for float noise when the drop equals --max-drop exactly (fractions).
 EPS = 1e-9
@@ -438,7 +438,7 @@ def _json_gate(args: argparse.Namespace, base_path: Path, cand_path: Path) -> tu
         candidate_source=cand_path,
     )
     if args.confidence is not None:
-        from cpi_bench.harness_ext.reports.paired import significance
+        from .paired import significance
 
         tasks = [r["task"] for r in report["tasks"]]
         sig = significance(base_path, cand_path, tasks, args.metric, args.max_drop, args.confidence)
@@ -452,7 +452,7 @@ def _json_gate(args: argparse.Namespace, base_path: Path, cand_path: Path) -> tu
 
 def _yaml_gate(args: argparse.Namespace, base_path: Path, cand_path: Path) -> tuple[dict, str]:
     """The gate of every task metric a vLLM-shape YAML lists: (report, text)."""
-    from cpi_bench.harness_ext.reports import baseline_yaml
+    from . import baseline_yaml
 
     baseline = baseline_yaml.load_yaml_baseline(base_path)
     candidate = load_lm_eval_results(cand_path)
@@ -484,12 +484,16 @@ def _write_outputs(args: argparse.Namespace, report: dict[str, Any], title: str)
             raise CPIError(f"${STEP_SUMMARY_ENV} {summary}: cannot append ({err})") from None
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
     """Run the gate; exit 0 pass, 1 regression. Bad input raises :class:`CPIError`, which
     ``cpi`` prints as ``cpi gate: error: <message>`` with exit status 2."""
-    from cpi_bench.harness_ext.reports.baseline_yaml import is_yaml_baseline
+    from .baseline_yaml import is_yaml_baseline
 
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     yaml_baseline = is_yaml_baseline(Path(args.baseline))
     _check_flags(args, yaml_baseline)
     base_path = (

@@ -22,7 +22,7 @@ import json
 from html import escape
 from typing import Any
 
-from cpi_bench.harness_ext.core.constants import (
+from ..core.constants import (
     ATTENTION_COLUMN,
     CF_ACC,
     CF_PREF,
@@ -31,9 +31,9 @@ from cpi_bench.harness_ext.core.constants import (
     ID_ACC,
     PARAM_ACC,
 )
-from cpi_bench.harness_ext.reports.settings import model_setting_text
-from cpi_bench.harness_ext.reports.stats import INTERVAL_NOTE, shared_items, wilson_interval
-from cpi_bench.harness_ext.reports.svg import curve_svg
+from .settings import model_setting_text
+from .stats import INTERVAL_NOTE, shared_items, wilson_interval
+from .svg import curve_svg
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 TASK_METRICS_SHOWN = (CF_ACC, PARAM_ACC, CF_PREF)

@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.constants import (
+from ..core.constants import (
     ATTENTION_COLUMN,
     ATTENTION_KEY,
     CF_ACC,
@@ -31,10 +31,10 @@ from cpi_bench.harness_ext.core.constants import (
     SETTINGS_KEY,
     SUMMARY_KEYS,
 )
-from cpi_bench.harness_ext.core.errors import (
+from ..core.errors import (
     CPIError,
 )
-from cpi_bench.harness_ext.reports.results import (
+from .results import (
     checked_stderr,
     checked_value,
     cpi_block,
@@ -164,10 +164,10 @@ def build_inversion(
 
 def load_inversion(path: Path) -> dict[str, Any]:
     """Read ``inversion.json`` (a file, or a run folder holding one) with clear errors."""
-    from cpi_bench.harness_ext.core.constants import (
+    from ..core.constants import (
         INVERSION_JSON,
     )
-    from cpi_bench.harness_ext.core.files import (
+    from ..core.files import (
         read_json,
     )
 

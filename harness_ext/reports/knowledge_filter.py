@@ -18,9 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.constants import EVAL_DIR, eval_file_name
-from cpi_bench.harness_ext.core.items import by_task, items_path, items_problem, read_items
-from cpi_bench.tasks.closedbook import is_probe, probe_for
+from ...tasks.closedbook import is_probe, probe_for
+from ..core.constants import EVAL_DIR, eval_file_name
+from ..core.items import by_task, items_path, items_problem, read_items
 
 KNOWN_KEYS = ("cf_acc_known", "param_acc_known", "known_frac")
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.items import by_task, item_value, records_for_results_file
-from cpi_bench.harness_ext.reports import stats
+from ..core.items import by_task, item_value, records_for_results_file
+from . import stats
 
 
 def _values(records: dict[int, dict[str, Any]], metric: str) -> dict[int, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from cpi_bench.harness_ext.core.constants import ATTENTION_COLUMN, CF_ACC, ID_ACC, PARAM_ACC
+from ..core.constants import ATTENTION_COLUMN, CF_ACC, ID_ACC, PARAM_ACC
 
 MAX_X_TICKS = 8  # step ticks on the x axis, whatever the number of checkpoints
 MIN_ID_SPAN = 0.2  # the ID axis spans at least this (fractions), so noise is not magnified

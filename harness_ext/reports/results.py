@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.constants import (
+from ..core.constants import (
     CF_ACC,
     CF_PREF,
     CPI_KEY,
@@ -21,8 +21,8 @@ from cpi_bench.harness_ext.core.constants import (
     PARAM_ACC,
     REASON_METRIC,
 )
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import read_json
+from ..core.errors import CPIError
+from ..core.files import read_json
 
 # Keys of an lm-eval results entry that are not metrics.
 _NON_METRIC_KEYS = {"name", "alias", "sample_len", "sample_count", " "}

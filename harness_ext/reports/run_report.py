@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.constants import (
+from ..core.constants import (
     INVERSION_CSV,
     INVERSION_HTML,
     INVERSION_JSON,
@@ -25,19 +25,19 @@ from cpi_bench.harness_ext.core.constants import (
     INVERSION_PNG,
     RUN_REPORTS,
 )
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.core.files import (
+from ..core.errors import CPIError
+from ..core.files import (
     atomic_write_bytes,
     atomic_write_text,
     dump_json,
     read_json,
 )
-from cpi_bench.harness_ext.reports import stats
-from cpi_bench.harness_ext.reports.flips import flips_report, step_records
-from cpi_bench.harness_ext.reports.inversion import build_inversion
-from cpi_bench.harness_ext.reports.knowledge_filter import attach_known
-from cpi_bench.harness_ext.reports.plots import inversion_png
-from cpi_bench.harness_ext.reports.tables import inversion_table, step_provenance
+from . import stats
+from .flips import flips_report, step_records
+from .inversion import build_inversion
+from .knowledge_filter import attach_known
+from .plots import inversion_png
+from .tables import inversion_table, step_provenance
 
 
 def build(

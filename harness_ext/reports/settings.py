@@ -37,9 +37,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cpi_bench.harness_ext.core.cli_args import split_list
-from cpi_bench.harness_ext.core.errors import CPIError
-from cpi_bench.harness_ext.reports.results import cpi_block
+from ..core.cli_args import split_list
+from ..core.errors import CPIError
+from .results import cpi_block
 
 ALL = "all"  # --allow-settings-mismatch all: accept every difference
 ALLOW_FLAG = "--allow-settings-mismatch"

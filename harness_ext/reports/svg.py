@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from cpi_bench.harness_ext.core.constants import CF_ACC, ID_ACC, PARAM_ACC
+from ..core.constants import CF_ACC, ID_ACC, PARAM_ACC
 
 # (point key, legend label, colour, dash pattern)
 CURVES = (

@@ -10,14 +10,15 @@ exactly what the evaluation wrote. Markdown and LaTeX show percentages (one deci
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import sys
 from pathlib import Path
 from typing import Any
 
-from cpi_bench.harness_ext.core.cli_args import ArgumentParser
-from cpi_bench.harness_ext.core.constants import (
+from ..core.cli_args import ArgumentParser
+from ..core.constants import (
     ATTENTION_COLUMN,
     CF_ACC,
     CF_PREF,
@@ -27,31 +28,31 @@ from cpi_bench.harness_ext.core.constants import (
     PARAM_ACC,
     eval_file_name,
 )
-from cpi_bench.harness_ext.core.errors import (
+from ..core.errors import (
     EXIT_OK,
     CPIError,
 )
-from cpi_bench.harness_ext.core.files import (
+from ..core.files import (
     atomic_write_bytes,
     atomic_write_text,
     check_output_file,
     dump_json,
     read_json,
 )
-from cpi_bench.harness_ext.reports.flips import item_notes
-from cpi_bench.harness_ext.reports.html import run_html
-from cpi_bench.harness_ext.reports.knowledge_filter import (
+from .flips import item_notes
+from .html import run_html
+from .knowledge_filter import (
     KNOWN_HEADERS,
     has_known,
     known_cells,
     known_note,
 )
-from cpi_bench.harness_ext.reports.plots import inversion_png, plot_title
-from cpi_bench.harness_ext.reports.results import (
+from .plots import inversion_png, plot_title
+from .results import (
     is_lm_eval_results,
     provenance_of,
 )
-from cpi_bench.harness_ext.reports.stats import (
+from .stats import (
     INTERVAL_NOTE,
     interval_text,
     row_items,
@@ -293,7 +294,8 @@ def step_provenance(run_dir: Path, data: dict[str, Any]) -> dict[int, dict[str, 
 # ----------------------------------------------------------------------------- cpi table
 
 
-def main_table(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The options of ``cpi table``."""
     parser = ArgumentParser(
         prog="cpi table",
         description="Re-render the inversion table of a swept run from RUN_DIR/inversion.json "
@@ -313,9 +315,14 @@ def main_table(argv: list[str]) -> int:
         metavar="PNG",
         help="also draw the inversion plot (Figure 2 style) to this PNG file",
     )
-    args = parser.parse_args(argv)
-    from cpi_bench.harness_ext.reports.inversion import load_inversion
+    return parser.parse_args(argv)
 
+
+def main_table(argv: list[str]) -> int:
+    """``cpi table``: print or write the run's table (and ``--plot``)."""
+    from .inversion import load_inversion
+
+    args = parse_args(argv)
     source = Path(args.run) / INVERSION_JSON if Path(args.run).is_dir() else Path(args.run)
     for flag, target in (("--output", args.output), ("--plot", args.plot)):
         if target:
