@@ -12,6 +12,7 @@ import pytest
 
 from cpi_bench.harness_ext.core.constants import EVAL_DIR
 from cpi_bench.harness_ext.core.items import items_problem
+from cpi_bench.harness_ext.evaluation.evaluator import CheckpointEvaluator
 from cpi_bench.trainer.early_stop import InversionStopper
 
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
@@ -30,6 +31,8 @@ class FakeEvaluator:
 
     def load_tasks(self) -> dict:
         return {"tasks": {}}
+
+    evaluate_to = CheckpointEvaluator.evaluate_to  # the real writer, over the scripted results
 
     def evaluate(self, model, tokenizer, *, step, label, **kwargs) -> tuple[dict, list[dict]]:
         cf = self.SCRIPT[len(FakeEvaluator.calls)]

@@ -35,7 +35,6 @@ from ..harness_ext.core.constants import (
     EVAL_DIR,
     eval_file_name,
 )
-from ..harness_ext.core.items import write_results_with_items
 from .early_stop import InversionStopper
 
 log = logging.getLogger("cpi_bench.callback")
@@ -129,7 +128,9 @@ class CPIEvalCallback(transformers.TrainerCallback):
         step = int(state.global_step)
         out_dir = Path(self.output_dir or args.output_dir)
         checkpoint = (out_dir / f"checkpoint-{step}").resolve()
-        results, records = self.evaluator.evaluate(
+        path = out_dir / EVAL_DIR / eval_file_name(step)
+        results = self.evaluator.evaluate_to(
+            path,
             model,
             tokenizer,
             step=step,
@@ -138,8 +139,6 @@ class CPIEvalCallback(transformers.TrainerCallback):
             model_path=str(checkpoint),
             provenance=self._provenance(out_dir, checkpoint),
         )
-        path = out_dir / EVAL_DIR / eval_file_name(step)
-        write_results_with_items(path, results, records)
         self.written.append(path)
         log.info("CPIEvalCallback: step %s evaluated -> %s", step, path)
         metrics = log_metrics(results, step)

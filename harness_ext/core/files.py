@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,6 +90,14 @@ def dump_json(obj: Any) -> str:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, dump_json(obj))
+
+
+def write_output(text: str, output: str | os.PathLike | None) -> None:
+    """A report command's result: into ``output`` (``--output``, atomically), else stdout."""
+    if output:
+        atomic_write_text(output, text)
+    else:
+        sys.stdout.write(text)
 
 
 def _pid_alive(pid: int) -> bool:

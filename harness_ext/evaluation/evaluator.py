@@ -18,6 +18,7 @@ import inspect
 import logging
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 from ..core.cli_args import parse_limit
@@ -36,7 +37,7 @@ from ..core.constants import (
 from ..core.errors import (
     CPIError,
 )
-from ..core.items import records_from_samples
+from ..core.items import records_from_samples, write_results_with_items
 from .provenance import PROVENANCE_KEY
 
 log = logging.getLogger("cpi_bench.evaluator")
@@ -328,6 +329,13 @@ class CheckpointEvaluator:
             "eval_seconds": round(time.time() - started, 3),
         }
         return results, records
+
+    def evaluate_to(self, path: Path, model, tokenizer, **kwargs: Any) -> dict[str, Any]:
+        """:meth:`evaluate`, then write the results file and its per-item records at ``path``
+        (``core/items.write_results_with_items``: atomically, records first); the results."""
+        results, records = self.evaluate(model, tokenizer, **kwargs)
+        write_results_with_items(path, results, records)
+        return results
 
     def _run_lm_eval(
         self, lm, loaded: dict[str, Any], cache_db: str | None

@@ -27,7 +27,7 @@ from typing import Any
 from ...tasks.closedbook import is_probe, probe_for
 from ..core.errors import CPIError, failure_reason
 from ..core.files import read_json
-from ..core.items import items_problem, write_results_with_items
+from ..core.items import items_problem
 from .provenance import (
     PROVENANCE_KEY,
     provenance_block,
@@ -155,7 +155,8 @@ def evaluate_target(plan: Any, target: Any, model: Any, tokenizer: Any) -> None:
     if kp is None or target.step not in kp.pending:
         return
     try:
-        results, records = kp.evaluator.evaluate(
+        kp.evaluator.evaluate_to(
+            closedbook_file(plan.eval_dir, target.step),
             model,
             tokenizer,
             step=target.step,
@@ -164,8 +165,6 @@ def evaluate_target(plan: Any, target: Any, model: Any, tokenizer: Any) -> None:
             model_path=target.path,
             provenance=kp.expected[target.step],
         )
-        path = closedbook_file(plan.eval_dir, target.step)
-        write_results_with_items(path, results, records)
         kp.pending.discard(target.step)
     except Exception as exc:  # noqa: BLE001 - reported with the sweep's failures
         kp.failures.append(_failure(target, exc))

@@ -60,7 +60,6 @@ from ..core.files import read_json, remove_stale_tmp, text_sha256
 from ..core.items import (
     items_path,
     items_problem,
-    write_results_with_items,
 )
 from ..core.run_folder import Target
 from . import follow, probes, targets, workers
@@ -438,7 +437,8 @@ def _evaluate_one(plan: SweepPlan, loader, target: Target) -> dict[str, Any]:
     """Load ``target``, evaluate it, write ``eval/step-N.json`` atomically; return results."""
     model, tokenizer = loader.load(target, need_chat_template=bool(plan.args.apply_chat_template))
     try:
-        results, records = plan.evaluator.evaluate(
+        results = plan.evaluator.evaluate_to(
+            plan.eval_dir / eval_file_name(target.step),
             model,
             tokenizer,
             step=target.step,
@@ -448,8 +448,6 @@ def _evaluate_one(plan: SweepPlan, loader, target: Target) -> dict[str, Any]:
             cache_db=_cache_db(plan, target),
             provenance=plan.expected[target.step],
         )
-        path = plan.eval_dir / eval_file_name(target.step)
-        write_results_with_items(path, results, records)
         probes.evaluate_target(plan, target, model, tokenizer)
         return results
     finally:

@@ -30,10 +30,10 @@ from ..core.constants import (
 )
 from ..core.errors import EXIT_OK, CPIError
 from ..core.files import (
-    atomic_write_text,
     check_output_file,
     dump_json,
     read_json,
+    write_output,
 )
 from .html import board_html
 from .results import (
@@ -424,10 +424,7 @@ def main_compare(argv: list[str]) -> int:
                 "is empty and unranked",
                 file=sys.stderr,
             )
-    if args.output:
-        atomic_write_text(Path(args.output), text)
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output)
     return EXIT_OK
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,10 @@ from ..core.errors import (
 )
 from ..core.files import (
     atomic_write_bytes,
-    atomic_write_text,
     check_output_file,
     dump_json,
     read_json,
+    write_output,
 )
 from .flips import item_notes
 from .html import run_html
@@ -332,10 +331,7 @@ def main_table(argv: list[str]) -> int:
     text = inversion_table(data, args.format, prov)
     if args.plot:
         atomic_write_bytes(Path(args.plot), inversion_png(data))
-    if args.output:
-        atomic_write_text(Path(args.output), text)
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output)
     return EXIT_OK
 
 
