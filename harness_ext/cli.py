@@ -16,7 +16,7 @@ import importlib
 import os
 import sys
 
-from .core.errors import EXIT_USAGE, CPIError, run_entry
+from .core.errors import CPIError, run_entry
 
 # name -> (module under cpi_bench, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_entry("help", lambda _: print(_usage()), [])
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"cpi: error: unknown command {name!r} (see 'cpi --help')", file=sys.stderr)
-        return EXIT_USAGE
+        return run_entry("", lambda _: parse_only([name]), [])
     module = importlib.import_module(f"cpi_bench.{COMMANDS[name][0]}")
     entry = getattr(module, "main_" + name.replace("-", "_"), None) or module.main
     return run_entry(name, entry, rest)

@@ -86,6 +86,11 @@ def _quiet_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+def _prog(command: str) -> str:
+    """How a message names its command: ``cpi sweep``, or ``cpi`` itself."""
+    return f"cpi {command}" if command else "cpi"
+
+
 def run_entry(command: str, entry: Callable[[list[str]], int | None], argv: list[str]) -> int:
     """Run one subcommand's ``main(argv)`` and map every way it can end to an exit status.
 
@@ -99,14 +104,14 @@ def run_entry(command: str, entry: Callable[[list[str]], int | None], argv: list
     except CPIError as err:
         if debug_enabled():
             traceback.print_exc()
-        print(f"cpi {command}: error: {one_line(err)}", file=sys.stderr)
+        print(f"{_prog(command)}: error: {one_line(err)}", file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as err:
         what = "terminated" if isinstance(err, Terminated) else "interrupted"
-        print(f"cpi {command}: {what} (finished work is kept; rerun to resume)", file=sys.stderr)
+        print(f"{_prog(command)}: {what} (finished work is kept; rerun to resume)", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(err, Terminated) else EXIT_INTERRUPTED
     except SystemExit:
         raise
@@ -114,7 +119,7 @@ def run_entry(command: str, entry: Callable[[list[str]], int | None], argv: list
         if debug_enabled():
             traceback.print_exc()
         print(
-            f"cpi {command}: error: {type(err).__name__}: {one_line(err)} "
+            f"{_prog(command)}: error: {type(err).__name__}: {one_line(err)} "
             "(rerun with CPI_DEBUG=1 for the traceback; if the input is valid, please report it)",
             file=sys.stderr,
         )
