@@ -1,5 +1,5 @@
 """Shared fixtures: synthetic public data for the whole session, the real public data when
-``CPI_DATA_DIR`` names it, a CF_Bio fixture, tiny models.
+``CPI_DATA_DIR`` names it, a CF_Bio fixture, tiny models, a tiny run folder, alpaca rows.
 
 The suite is self-contained: at import, the caller's ``CPI_DATA_DIR`` is remembered as the
 *real* public data folder (CI points it at the public copies) and ``CPI_DATA_DIR`` is then
@@ -109,3 +109,30 @@ def offline_env():
     from tests.helpers.env import offline_env as make
 
     return make
+
+
+@pytest.fixture(scope="session")
+def small_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random llama of 2 layers, width 32 and 2 heads, with its tokenizer, for tests that
+    train a few steps. Shared by the session: copy it before changing a file in it."""
+    from cpi_bench.harness_ext.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "llama", hidden=32, heads=2)
+
+
+@pytest.fixture(scope="session")
+def alpaca_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 rows in the alpaca schema ("Repeat i." -> "word i"), one JSON object a line."""
+    rows = [{"instruction": f"Repeat {i}.", "input": "", "output": f"word {i}"} for i in range(16)]
+    path = tmp_path_factory.mktemp("data") / "alpaca.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full-finetune run folder of tiny models (base, checkpoint-2, checkpoint-4), not yet
+    swept. Shared by the session: copy it before sweeping or changing it."""
+    from tests.helpers.tiny_run import build_tiny_run
+
+    return build_tiny_run(tmp_path_factory.mktemp("tiny_run") / "run", steps=(2, 4))

@@ -10,6 +10,7 @@ import pytest
 
 from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.reports.gate import gate
+from tests.helpers.cli_errors import one_error_line
 
 TASKS = ("cpi_world_facts", "cpi_capitals", "cpi_bio", "cpi_quotes")
 
@@ -189,6 +190,17 @@ def test_gate_bad_inputs_exit_2(
         == 2
     )
     assert "no task with metric 'cf_pref'" in capsys.readouterr().err
+
+
+def test_gate_refuses_to_write_its_report_over_the_baseline(tmp_path: Path, capsys) -> None:
+    base = write(tmp_path / "base.json", lm_eval_results({"cpi_capitals": 0.5}))
+    cand = write(tmp_path / "cand.json", lm_eval_results({"cpi_capitals": 0.5}))
+    before = base.read_bytes()
+    argv = ["gate", "--baseline", str(base), "--candidate", str(cand), "--max-drop", "0.05"]
+    assert cli.main([*argv, "--json", str(base)]) == 2
+    out, err = capsys.readouterr()
+    assert "--json" in one_error_line(err, "gate") and out == ""
+    assert base.read_bytes() == before
 
 
 # ----------------------------------------------------------------------------- wrong numbers

@@ -1,4 +1,5 @@
-"""Reports from JSON only: the inversion summary, ``cpi table`` and ``cpi compare``."""
+"""Reports from JSON only: the inversion summary, ``cpi table`` and ``cpi compare``; they never
+write over their input, refuse a NaN, and end bad paths in one line."""
 
 from __future__ import annotations
 
@@ -15,8 +16,16 @@ from cpi_bench.harness_ext.core.constants import (
     INVERSION_JSON,
     SUMMARY_KEYS,
 )
-from cpi_bench.harness_ext.reports.inversion import build_inversion, row_from_results, summarize
+from cpi_bench.harness_ext.core.errors import CPIError
+from cpi_bench.harness_ext.core.files import check_output_file
+from cpi_bench.harness_ext.reports.inversion import (
+    build_inversion,
+    load_inversion,
+    row_from_results,
+    summarize,
+)
 from cpi_bench.harness_ext.reports.run_report import write as write_run_reports
+from tests.helpers.cli_errors import one_error_line
 
 
 def step_results(
@@ -383,3 +392,45 @@ def test_plot_title_without_a_run_name() -> None:
     from cpi_bench.harness_ext.reports.plots import plot_title
 
     assert plot_title({"run": {}}) == "Context reliance during finetuning"
+
+
+# ----------------------------------------------------------------------------- outputs and inputs
+
+
+def test_report_outputs_under_a_file_are_one_line_errors(tmp_path: Path, capsys) -> None:
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    res = _results_file(tmp_path / "r.json", "m", {"cpi_capitals": 0.5})
+    assert cli.main(["compare", str(res), "--output", str(plain / "board.md")]) == 2
+    assert "--output" in one_error_line(capsys.readouterr().err, "compare")
+    with pytest.raises(CPIError, match="--json .*cannot write there"):
+        check_output_file(plain / "gate.json", "--json")
+
+
+def test_table_refuses_to_overwrite_its_input(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    write_run_reports(run, build_inversion({}, id_tasks=[]))
+    before = (run / "inversion.json").read_bytes()
+    assert cli.main(["table", str(run), "--output", str(run / "inversion.json")]) == 2
+    assert "input file" in one_error_line(capsys.readouterr().err, "table")
+    assert (run / "inversion.json").read_bytes() == before
+
+
+def test_table_refuses_nan_and_recomputes_the_summary(tmp_path: Path, capsys) -> None:
+    rows = [
+        {"step": 0, "cf_acc": 0.2, "cf_acc_stderr": 0.01, "tasks": {}},
+        {"step": 2, "cf_acc": 0.6, "cf_acc_stderr": 0.01, "tasks": {}},
+    ]
+    path = tmp_path / "inversion.json"
+    path.write_text(json.dumps({"rows": rows, "summary": {"peak_cf_acc": 0.99}}))
+    assert load_inversion(path)["summary"]["peak_cf_acc"] == 0.6  # never the stored one
+    rows[1]["tasks"] = {"cpi_capitals": {"cf_acc": math.nan, "n": 3}}
+    path.write_text(json.dumps({"rows": rows}))
+    assert cli.main(["table", str(path), "--format", "csv"]) == 2
+    line = one_error_line(capsys.readouterr().err, "table")
+    assert "step 2: task cpi_capitals: cf_acc is NaN" in line
+
+
+def test_compare_missing_path_says_how_to_fix_it(tmp_path: Path, capsys) -> None:
+    assert cli.main(["compare", str(tmp_path / "nope.json")]) == 2
+    assert "(check the path)" in one_error_line(capsys.readouterr().err, "compare")

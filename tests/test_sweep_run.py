@@ -299,3 +299,47 @@ def test_id_tasks_chat_template_and_per_checkpoint_cache(
     # A forced rerun answers from those caches and gives the same rows.
     assert cli.main([*args, "--force"]) == 0
     assert json.loads((run / INVERSION_JSON).read_text())["rows"] == data["rows"]
+
+
+# ----------------------------------------------------------------------------- failed checkpoints
+
+STALE_TASKS = [
+    "--tasks",
+    "cpi_capitals_choice",
+    "--limit",
+    "3",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
+
+
+@pytest.fixture(scope="module")
+def swept_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of conftest's run (checkpoints 2 and 4), swept once."""
+    run = shutil.copytree(tiny_run, tmp_path_factory.mktemp("swept_once") / "run")
+    assert cli.main(["sweep", str(run), *STALE_TASKS]) == 0
+    return run
+
+
+def test_a_failed_checkpoint_leaves_no_stale_row_or_file(
+    swept_run: Path, tmp_path: Path, capsys
+) -> None:
+    """checkpoint-4's weights change and now fail to load: its old numbers go from
+    inversion.json and eval/, so no table shows a row of weights that are gone."""
+    from safetensors.torch import load_file, save_file
+
+    from cpi_bench.harness_ext.reports.inversion import load_inversion
+
+    run = tmp_path / "run"
+    shutil.copytree(swept_run, run)
+    weights = run / "checkpoint-4" / "model.safetensors"
+    tensors = load_file(str(weights))
+    tensors.pop(sorted(k for k in tensors if "layers.1." in k)[0])
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    assert cli.main(["sweep", str(run), *STALE_TASKS]) == 1
+    assert "FAILED step 4" in capsys.readouterr().err
+    assert [r["step"] for r in load_inversion(run)["rows"]] == [0, 2]
+    assert not (run / "eval" / "step-4.json").exists()
+    assert (run / "eval" / "step-2.json").exists()

@@ -142,6 +142,23 @@ def test_not_json(tmp_path):
         load_rows(SOURCES["world_facts"], path)
 
 
+@pytest.mark.parametrize("bad", [["Porto"], True, 7, {"city": "Porto"}])
+def test_task_data_answer_must_be_text(tmp_path, monkeypatch, bad):
+    """str() of a list/bool would silently become the answer "['Porto']" / "True"."""
+    rows = [{"context": "c", "question": "q", "answer": bad, "memory_answer": "Lisbon"}]
+    path = tmp_path / "country_capitals_only.json"
+    path.write_text(json.dumps(rows))
+    with pytest.raises(CPIError, match="row 1: field 'answer' is a"):
+        load_rows(SOURCES["capitals"], path)
+
+
+def test_task_data_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "country_capitals_only.json"
+    path.write_bytes(b'[{"context": "\xff"}]')
+    with pytest.raises(CPIError, match=r"country_capitals_only.json: not UTF-8 text"):
+        load_rows(SOURCES["capitals"], path)
+
+
 def test_unknown_source():
     with pytest.raises(CPIError, match="unknown"):
         load_dataset(source="nope")

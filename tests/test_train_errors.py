@@ -3,6 +3,8 @@
 
 Each case goes through ``main([...])`` (the console entry point) and reads stderr with capsys.
 The tiny model is built once per module; broken variants are copies with one file changed.
+Quantisation flags are refused where bitsandbytes cannot run and reach ``from_pretrained``
+where it can; ``--eval_limit`` reads and refuses what ``cpi sweep --limit`` does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from cpi_bench.trainer.schema import (
     to_canonical,
 )
 from cpi_bench.trainer.train import main
-from tests.helpers import fixtures
+from tests.helpers import fixtures, small_train
 
 
 @pytest.fixture(scope="module")
@@ -332,3 +334,77 @@ def test_valid_yaml_config_still_parses(tmp_path):
     )
     _, cfg, model = parse_args(["--config", str(config), "--output_dir", str(tmp_path / "o")])
     assert cfg.learning_rate == 1e-4 and cfg.max_steps == 3 and model.model_name_or_path == "org/m"
+
+
+# --- quantisation --------------------------------------------------------------------------
+
+
+def test_load_in_4bit_is_refused_where_bitsandbytes_cannot_run(
+    small_llama: Path, alpaca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from cpi_bench.trainer.quantization import platform_problem
+
+    if platform_problem() is None:
+        pytest.skip("bitsandbytes and CUDA are here: the flag is honoured")
+    out = tmp_path / "out"
+    for flag in ("--load_in_4bit", "--load_in_8bit"):
+        argv = small_train.train_argv(
+            small_llama, alpaca_file, out, flag, "true", "--finetune", "lora"
+        )
+        assert small_train.train(*argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert flag in err and "CUDA" in err and "bitsandbytes" in err
+    assert not out.exists()
+    argv = small_train.train_argv(small_llama, alpaca_file, out, "--load_in_4bit", "true")
+    assert small_train.train(*argv) == 2
+    assert "--finetune lora" in capsys.readouterr().err
+
+
+def test_load_in_4bit_reaches_from_pretrained_as_trl_builds_it(
+    small_llama: Path, alpaca_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the platform allows it, the BitsAndBytesConfig TRL builds from the ModelConfig
+    and this process's device map are what the model is loaded with."""
+    from cpi_bench.harness_ext.models import source
+    from cpi_bench.trainer import quantization, train
+    from cpi_bench.trainer.templates import get_template
+
+    monkeypatch.setattr(quantization, "platform_problem", lambda: None)
+    seen: dict = {}
+    monkeypatch.setattr(source, "load_model", lambda src, **kw: seen.update(kw) or "model")
+    argv = small_train.train_argv(
+        small_llama, alpaca_file, Path("unused"), "--load_in_4bit", "true", "--finetune", "lora"
+    )
+    _, config, model_args = train.parse_args([*argv, "--bnb_4bit_quant_type", "nf4"])
+    assert train.load_model_and_tokenizer(config, model_args, get_template("alpaca"))[0] == "model"
+    quant = seen["quantization_config"]
+    assert quant.load_in_4bit and quant.bnb_4bit_quant_type == "nf4"
+    assert seen["device_map"] == {"": 0}
+    assert quantization.quantization_record(model_args)["bits"] == 4
+
+
+# --- --eval_limit --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "want"), [("0.5", 0.5), ("2", 2), ("2.0", 2)])
+def test_eval_limit_reads_counts_and_fractions_as_sweep_limit_does(
+    text: str, want: float, small_llama: Path, alpaca_file: Path
+) -> None:
+    from cpi_bench.harness_ext.core.cli_args import parse_limit
+    from cpi_bench.trainer.train import parse_args
+
+    argv = small_train.train_argv(small_llama, alpaca_file, Path("out"), "--eval_limit", text)
+    _, config, _ = parse_args(argv)
+    assert config.eval_limit == want == parse_limit(text)
+    assert type(config.eval_limit) is type(parse_limit(text))
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1.5", "nan"])
+def test_eval_limit_refuses_what_sweep_limit_refuses(
+    text: str, small_llama: Path, alpaca_file: Path
+) -> None:
+    from cpi_bench.trainer.train import parse_args
+
+    argv = small_train.train_argv(small_llama, alpaca_file, Path("out"), "--eval_limit", text)
+    with pytest.raises(CPIError, match="--eval_limit"):
+        parse_args(argv)
