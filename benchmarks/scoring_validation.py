@@ -1,5 +1,5 @@
 """How often the scorer agrees with a careful reader: precision and recall of ``cf_acc`` and
-``param_acc`` (``tasks/scoring.py``) on the labelled outputs in ``tests/scoring_corpus/``.
+``param_acc`` (``tasks/scoring/``) on the labelled outputs in ``tests/scoring_corpus/``.
 
     python benchmarks/scoring_validation.py              # the table, one row per part and metric
     python benchmarks/scoring_validation.py --errors     # every disagreement, with its reason

@@ -1,5 +1,5 @@
-"""The scorer, rule by rule (the ``tasks/scoring.py`` docstring): each test names a rule and
-shows what it reads and what it leaves alone. The whole corpus is checked in
+"""The scorer, rule by rule (the ``tasks/scoring/__init__.py`` docstring): each test names a
+rule and shows what it reads and what it leaves alone. The whole corpus is checked in
 ``tests/test_scoring_corpus.py``."""
 
 from __future__ import annotations
