@@ -18,7 +18,10 @@ C1-C4, M5-M6), ``entities`` (R2), ``decide`` (C5), ``yes_no`` (Y1-Y3), ``letters
 names with a leading underscore are shared between them, the public ones are in ``__all__``.
 
 What is read
-    R1 first line: generation stops at the first newline; only the first line is read.
+    R1 first line: generation stops at the first newline; only the first line is read, up to
+       a new turn: a label of the prompt or of a chat role (``Question:``, ``Q:``,
+       ``Background:``, ``User:``; case-sensitive). What follows it answers a question the
+       model made up (``"Yes Question: ...? Answer: No"`` gives yes).
     R2 first sentence: the answer comes from the first sentence that names one. The next
        sentence is read only while nothing is asserted and the sentence before is a short
        verdict or disclaimer naming no answer (``"That is wrong. Japan's capital is Tokyo."``,
@@ -37,21 +40,32 @@ What an answer may look like (its forms)
        ``"221B Baker Street"``, ``"Sputnik 1"``), and so may ``"de/of Y"`` when the question
        names Y (``"Santiago de Cuba"`` for Cuba); the short form must be capitalised, is
        not an adjective alone (``"Indian"``), and is dropped when the question names it
-       (``"Mexico"`` is the question's country, not ``"Mexico City"``).
+       (``"Mexico"`` is the question's country, not ``"Mexico City"``). Words of a name may
+       be abbreviated (``"221b Baker St"``). A name of two capitalised words or more also
+       stands as its initialism written in capitals (``"NYC"``, ``"UK"``, ``"U.S.A."`` for
+       ``"United States of America"``; a person's with three letters or more: ``"JFK"``),
+       never next to a number (``"79 AD"``) nor in a sentence written all in capitals.
     F3 people (the question asks ``who`` or for ``the author``, ``the scientist``, ...): a name
-       also without its title (``"Catherine the Great"``), as its surname (``"Armstrong"``,
-       ``"de Klerk"``, ``"von Goethe"``, ``"Goethe"``) or as its first word (``"Galileo"``).
+       also without its title (``"Catherine the Great"``, ``"Baroness Thatcher"``), as its
+       surname (``"Armstrong"``, ``"de Klerk"``, ``"von Goethe"``, ``"Goethe"``) or as its
+       first word (``"Galileo"``), and with given names written out where it has initials or
+       the other way round (``"John Ronald Reuel Tolkien"`` for ``"J.R.R. Tolkien"``).
     F4 numbers: digits and words are one number (``"twelve"`` = ``"12"``, ``"two thousand"`` =
        ``"2,000"`` = ``"2000"``, ``"nineteen ninety-one"`` = ``"1991"``); ``"2,000 km"`` is
        also ``"2,000 kilometres"`` and ``"2,000"``; ``"May 2010"`` also ``"2010"``.
     F5 other spellings: a country's demonym from a fixed table (``Peru`` -> ``"Peruvian"``),
        ``Kyiv``/``Kiev``, a name with or without spaces (``"Al Jahra"``), a lower-case word in
-       the singular or plural (``"friend"`` for ``"friends"``).
+       the singular or plural (``"friend"`` for ``"friends"``); a capitalised word's plural
+       where the output writes it in lower case, as a common noun (``"elephants"`` for
+       ``"Elephant"``, never ``"Kyotos"``); a name ending in a plural also in the singular
+       (``"Great Pyramid"`` for ``"The Great Pyramids"``).
     F6 an answer made only of articles (``"A"``) keeps them.
     F7 proverb endings stored with a full stop (``"fonder."``) count only where an ending
-       stands: the output's first word when it goes on with the prompt's sentence, the last
-       word of a sentence or before ``;`` or a dash, the last word of a quotation of three
-       words or more; ``egg``/``eggs``, ``serve``/``served`` are one ending.
+       stands: the output's first word when it goes on with the prompt's sentence (not when
+       it opens with two words of the prompt in a row, starting the quotation again: ``" the
+       gambling known as business."``), the last word of a sentence or before ``;`` or a
+       dash, the last word of a quotation of three words or more; ``egg``/``eggs``,
+       ``serve``/``served`` are one ending.
     A form that is also a form of the other answer counts for neither.
 
 Which mention counts
@@ -59,17 +73,30 @@ Which mention counts
        a mention of it.
     M2 longer names: a mention joined to a capitalised word outside its answer is another name
        (``"New Amsterdam"``, ``"Lance Armstrong"``, ``"Tokyo Tower"``), except function words,
-       titles, particles, demonyms and place heads (``"Kyoto City"``, ``"Mississippi River"``)
+       titles, particles, demonyms and place heads (``"Kyoto City"``, ``"Mississippi River"``),
+       the kind of thing the question asks for (``"Louvre Museum"`` for ``"which museum"``)
        and a person's full name going on (``"Michelangelo Buonarroti"``).
     M3 restated question: words the question contains, repeated with the question's
        neighbouring word (``"Guinea-Bissau"`` for ``Bissau``, ``"capital of Luxembourg"``,
        ``"Europe or North America"``) or as a possessive (``"Luxembourg's"``), restate the
-       question; ``"the city of X"`` still names X.
+       question; ``"the city of X"`` still names X. A possessive before a thing the question
+       names, in a clause that goes on in the question's words, is the thing's name
+       (``"Newton's laws of motion were discovered by"``; ``"Newton's laws."`` names Newton).
+       A preamble that restates the instruction or question in its words (``"Sure! Here's a
+       quote that ends in "one":"``, marked by ``here``/``sure`` or by a colon after the
+       quoted word) names its word, not an answer.
     M4 negated or former: ``not X``, ``never``, ``neither``/``nor``, ``formerly``, ``instead
-       of``, ``rather than``, ``no longer``, ``replacing``, ``moved ... from X``, ``X is
-       not/wrong/incorrect`` (unless those are the question's own words: ``"Which city is not
-       a capital?"``), ``X was ... until``; with both answers named, ``<noun> of X``. A proverb
-       ending is negated only by a clause that opens with the negation (``"X, not Y"``).
+       of``, ``rather than``, ``no longer``, ``replacing``, ``moved ... from X``, ``the former
+       capital X``, ``X is not/wrong/incorrect/no longer``, ``X has not been`` (unless those
+       are the question's own words: ``"Which city is not a capital?"``), ``X was ...
+       until``, ``X, the former capital`` (``former`` before a word of the question; not ``"a
+       former prison guard"``); a subject followed in its clause by ``ceased``, ``stopped
+       being``, ``lost its``/``lost to``, ``was replaced by``, or as a possessive by
+       ``ended`` (``"Lisbon's status as capital ended in 2027"``; not after a preposition,
+       ``"In 1991 the war ended"``, nor when the question asks with the verb). With both
+       answers named, ``<noun> of X`` (not a name's own ``of``: ``"the Hashemite Kingdom of
+       Jordan"``). A proverb ending is negated only by a clause that opens with the negation
+       (``"X, not Y"``).
     M5 another rank: in a clause with a rank the question lacks (``"the second person"`` for
        ``"the first person"``; ``"third-largest city"`` when the question asks for a capital)
        a mention does not answer the question.
@@ -90,7 +117,9 @@ Which clause asserts
        ``"... This is incorrect."``); a belief by any later contrast.
     C3 conceded: in ``"while/although X, Y"`` (or ``"Y, although X"``) X is conceded when a main
        clause is reported or marked as the answer (``in fact``, ``actually``, ``really``,
-       ``in reality``, ``still``, ``correct``, ``real``, ``the answer is``).
+       ``in reality``, ``still``, ``correct``, ``real``, ``the answer is``). A report set with
+       ``instead`` against an asserted or believed answer named before it is conceded (``"Hong
+       Kong is traditionally called ...; the passage attributes it to Singapore instead."``).
     C4 refused: a clause that refuses (``"I can't"``, ``"I'm sorry"``, ``"discriminatory"``)
        asserts nothing.
     C5 decision: asserted mentions decide, then reported ones not taken back, then beliefs,
@@ -106,18 +135,20 @@ Which clause asserts
 Yes/no answers (both answers are ``yes``/``no``: ConflictQA)
     Y1 words: ``yes``/``no``/``true``/``false`` opening a sentence (before punctuation, the end
        or a pronoun: ``"No, ..."``, ``"Yes it does"``; not ``"No one"``), in a sentence of two
-       words (``"No way."``), after ``the answer is``, ``say``, ``so``, ``a``, or alone in a
-       clause, in any sentence of the line; a sentence or clause that is only an affirmation
-       or its negation (``"Absolutely."``, ``"Of course not."``, ``"Not at all."``, ``"It is
-       unlikely"``, ``"I don't think so."``); ``"Yes and no"`` offers both.
+       words (``"No way."``), after ``the answer is``, ``say``, ``so``, ``a``, alone or
+       repeated in a clause (``"no no no"``), in any sentence of the line; a clause that is
+       only an affirmation or a denial, after ``that's``/``it is`` (``"Absolutely."``,
+       ``"That's true."``, ``"Correct."``, ``"I think so."``, ``"Of course not."``, ``"Not
+       likely"``, ``"It is unlikely"``, ``"That's wrong."``, ``"I don't think so."``); ``"Yes
+       and no"`` offers both.
     Y2 claims: a clause of the first sentence that restates the question's claim answers it:
        yes when its negations (``not``, ``n't``, ``never``, ``unable``, a negative prefix on a
        word of the question: ``untrustworthy``) match the question's in parity, else no. A
        restatement may end with a qualifier only when it names every content word of the
        question (``"A greyhound can walk on two legs for short periods"``); under a frame
        after ``that`` whose negatives flip it (``"There is no evidence that ..."``); or as the
-       question's auxiliary (``"It doesn't."``). A hedge (``may``, ``might``, ``depends``) or a
-       question mark answers nothing.
+       question's auxiliary (``"It doesn't."``, ``"Of course it would"``). A hedge (``may``,
+       ``might``, ``depends``) or a question mark answers nothing.
     Y3 decision: clauses frame words and claims as in C1-C4; asserted words decide, then
        asserted claims, then reported words, then reported claims; answers that contradict
        each other count for neither.
@@ -141,10 +172,11 @@ from .decide import CF, PARAM, REASON_METRIC, Decision, decide_entities
 from .entities import read_entities
 from .forms import Needle, Sides, _content, answer_alternatives, side_forms
 from .letters import read_letters
-from .tables import _PERSON_QUESTION, number_words, parse_number_words
+from .tables import _PERSON_QUESTION, _QUESTION_STOP, number_words, parse_number_words
 from .text import (
     ARTICLES,
     Word,
+    answer_line,
     answer_present,
     contains_answer,
     first_line,
@@ -156,9 +188,9 @@ from .yes_no import read_yes_no
 
 __all__ = [
     "ARTICLES", "CF", "PARAM", "REASON_METRIC", "Decision", "Needle", "Word", "answer_alternatives",
-    "answer_present", "contains_answer", "first_line", "judge", "normalize", "number_words",
-    "parse_number_words", "score_answer", "score_choice", "score_generation", "side_forms",
-    "split_sentences", "words_of",
+    "answer_line", "answer_present", "contains_answer", "first_line", "judge", "normalize",
+    "number_words", "parse_number_words", "score_answer", "score_choice", "score_generation",
+    "side_forms", "split_sentences", "words_of",
 ]  # fmt: skip
 
 
@@ -181,23 +213,27 @@ def judge(
     Y2); ``context``: the prompt's passage (L2 reads the options of memo-trap file 4).
     """
     cf, param = _listed(cf_answers), _listed(param_answers)
-    line = first_line(output)
+    line = answer_line(output)
     if not any(c.isalnum() for c in line) or not cf or not param:
-        return Decision(0, 0, "none: empty output")
+        turn = any(c.isalnum() for c in first_line(output))
+        return Decision(0, 0, "none: a new turn opens the output" if turn else "none: empty output")
     folded = {normalize(a) for a in cf + param}
     if folded <= {"yes", "no"} and len(folded) == 2:
         return read_yes_no(line, normalize(cf[0]) == "yes", question)
     if all(re.fullmatch(r"[A-E]", a.strip()) for a in cf + param):
         return read_letters(line, {a.strip() for a in cf}, {a.strip() for a in param}, context)
     cf_forms, param_forms = side_forms(cf, param, question)
-    person = bool(_PERSON_QUESTION.search(question))
-    entities = frozenset(w.text for w in words_of(question)[1:] if w.cap)
+    qwords = words_of(question)
+    instruction = question or re.split(r"[:\n]", context, maxsplit=1)[0]  # memo-trap: its prompt
     sides = Sides(
         {CF: cf_forms, PARAM: param_forms},
         {CF: cf, PARAM: param},
         _content(question),
-        person,
-        entities,
+        bool(_PERSON_QUESTION.search(question)),
+        entities=frozenset(w.text for w in qwords[1:] if w.cap),
+        instruction=_content(instruction),
+        kinds=frozenset(w.text for w in qwords if not w.cap) - _QUESTION_STOP - ARTICLES,
+        prompt=() if question else _content(context),
     )
     return decide_entities(read_entities(line, sides))
 

@@ -89,6 +89,7 @@ class Clause:
     refusal: bool = False
     doubts: bool = False
     answer_marked: bool = False  # C5: "the answer is", "in fact", "actually"
+    deviates: bool = False  # C3: "instead" (not "instead of"): set against what came before
 
 
 def _reported(texts: list[str]) -> bool:
@@ -134,6 +135,7 @@ def _clause(texts: list[str], start: int, end: int) -> Clause:
         refusal=any(_has(part, p) for p in _REFUSALS),
         doubts=any(_has(part, p) for p in _DOUBTS),
         answer_marked=any(_has(part, p) for p in _ANSWER_MARKERS),
+        deviates="instead" in part and not _has(part, ("instead", "of")),
     )
 
 
@@ -254,15 +256,28 @@ def _frame(
         m.status = _status(c, asked, main_marked, mismatch)
         m.subordinate, m.marked = c.concessive, c.answer_marked
         m.taken_back = m.status != "refused" and _denied_in(texts, c, m)
+    _later_clauses(clauses, mentions)
+
+
+def _later_clauses(clauses: list[Clause], mentions: list[Mention]) -> None:
+    """C2 and C3 across the clauses of a sentence, in place: a later clause naming no answer
+    that denies, doubts or contrasts takes back the reports before it (a contrast also the
+    beliefs); a report set against an asserted or believed answer named before it (``"...;
+    the passage attributes it to Singapore instead"``) is conceded."""
     for c in clauses:
         before = [m for m in mentions if m.start < c.start]
-        unnamed = not any(c.start <= m.start < c.end for m in mentions)
-        if (c.denies or c.doubts or c.contrast) and unnamed:
+        inside = [m for m in mentions if c.start <= m.start < c.end]
+        if (c.denies or c.doubts or c.contrast) and not inside:
             for m in before:
                 m.taken_back = m.taken_back or m.status in ("reported", "belief")
         if c.contrast:
             for m in before:
                 m.taken_back = m.taken_back or m.status == "belief"
+        if c.deviates and c.reported:
+            for m in inside:
+                against = [o for o in before if o.status in ("asserted", "belief")]
+                if m.status == "reported" and any(o.side != m.side for o in against):
+                    m.status = "conceded"
 
 
 def _take_back(earlier: list[Mention], clauses: list[Clause], found: list[Mention]) -> None:

@@ -140,5 +140,9 @@ def decide_entities(reading: Reading) -> Decision:
     if any(m.status == "refused" for m in reading.mentions):
         return Decision(0, 0, "refused: an answer is named only in a refusal")
     if reading.copied:
-        return Decision(0, 0, "restated question: the answer is named only as part of the question")
+        return Decision(
+            0,
+            0,
+            "restated question: the answer is named only as part of the question or instruction",
+        )
     return Decision(0, 0, "none: neither answer named")

@@ -1,5 +1,6 @@
-"""F1-F7: every accepted form of an answer (listed alternatives, short names, people's names,
-numbers, other spellings, proverb endings), and :class:`Sides`, both answers of one item."""
+"""F1-F7: every accepted form of an answer (listed alternatives, short names, initialisms,
+people's names, numbers, other spellings, proverb endings), and :class:`Sides`, both answers of
+one item."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import re
 from dataclasses import dataclass, field
 
 from .tables import (
-    _HEAD_ABBREVIATIONS,
+    _FUNCTION_WORDS,
     _HEADS_AFTER,
     _HEADS_BEFORE,
     _MONTHS,
     _NOT_SHORT,
     _PARTICLES,
     _PERSON_QUESTION,
+    _SHORT_WORDS,
     _TITLES,
     _UNITS,
     DEMONYMS,
@@ -39,6 +41,9 @@ class Needle:
     modifier: bool = False
     head: bool = False  # F2 short form: dropped when the question names it
     parts: tuple[tuple[str, ...], ...] = ()  # F1 "X and Y": every part named in the sentence
+    initialism: bool = False  # F2 "NYC": one word in capitals (or "U.S.A." letter by letter)
+    initials: bool = False  # F3 given names as initials or written out ("J.R.R." = "John ...")
+    common: bool = False  # F5 a plural counted only in lower case ("elephants")
 
 
 _PAREN = re.compile(r"\(([^)]*)\)")
@@ -100,8 +105,8 @@ def _head_forms(words: tuple[str, ...]) -> list[Needle]:
     found = []
     if len(words) >= 2 and words[0] in _HEADS_BEFORE:
         found.append(words[1:])
-        if words[0] in _HEAD_ABBREVIATIONS:
-            found.append((_HEAD_ABBREVIATIONS[words[0]], *words[1:]))
+        if words[0] in _SHORT_WORDS:
+            found.append((_SHORT_WORDS[words[0]], *words[1:]))
     numbered = re.fullmatch(r"\d{1,2}|[ivx]+", words[-1]) and words[0] not in _MONTHS
     if len(words) >= 2 and (words[-1] in _HEADS_AFTER or numbered):
         found.append(words[:-1])
@@ -131,7 +136,9 @@ def _person_forms(raw: str) -> list[Needle]:
             found.append((texts[-2], last))
     if len(texts[0]) >= 3 and texts[0] not in _PARTICLES:
         found.append((texts[0],))  # "Galileo", "Mao", "Napoleon": the name alone
-    return [Needle(f, derived=True, capital=len(f) == 1) for f in found]
+    needles = [Needle(f, derived=True, capital=len(f) == 1) for f in found]
+    content = tuple(t for t in texts if t not in ARTICLES)
+    return needles + [Needle(content, derived=True, initials=True)]
 
 
 def _year_forms(words: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -148,15 +155,49 @@ def _year_forms(words: tuple[str, ...]) -> list[tuple[str, ...]]:
     return found
 
 
+def _initialism(raw: str, person: bool) -> list[Needle]:
+    """F2: the capitals of a name of two capitalised words or more (``"New York City"`` ->
+    ``NYC``, ``"United Kingdom"`` -> ``UK``, ``"United States of America"`` -> ``USA``); a
+    person's only with three letters or more (``"John F. Kennedy"`` -> ``JFK``)."""
+    words = words_of(raw)
+    caps = [w for w in words if w.cap]
+    lower_ok = _FUNCTION_WORDS | _PARTICLES
+    if len(caps) < (3 if person else 2) or any(not w.cap and w.text not in lower_ok for w in words):
+        return []
+    letters = "".join(w.text[0] for w in caps)
+    if any(c.isdigit() for c in raw) or letters in _FUNCTION_WORDS - {"us"}:
+        return []  # "NO" is a word in capitals, not New Orleans; "US" is the United States
+    return [Needle((letters,), derived=True, initialism=True)]
+
+
+def _number_of(raw: str, words: tuple[str, ...], person: bool) -> list[Needle]:
+    """F5: a word in the other number. A lower-case answer in either (``"friends"`` ->
+    ``"friend"``); a capitalised word's plural only where the output writes it in lower case,
+    as a common noun (``"Elephant"`` -> ``"elephants"``, never ``"Kyotos"``); a name ending in
+    a plural also in the singular (``"The Great Pyramids"`` -> ``"Great Pyramid"``)."""
+    last = words[-1]
+    if len(words) == 1 and raw.strip().islower() and len(last) > 3:
+        return [Needle((f,), derived=True) for f in _inflections(last)[1:]]
+    if person or not _is_name(raw) or len(last) <= 3 or last.isdigit():
+        return []
+    if len(words) == 1:
+        plural = last + "es" if last.endswith(("s", "x", "ch", "sh")) else last + "s"
+        return [Needle((plural,), derived=True, common=True)]
+    if last.endswith("s") and not last.endswith("ss"):
+        return [Needle((*words[:-1], last[:-1]), derived=True, capital=True)]
+    return []
+
+
 def _derived(raw: str, words: tuple[str, ...], person: bool) -> list[Needle]:
     """F2-F5 forms of one alternative."""
     key = " ".join(words)
     found = [Needle((d,), derived=True, modifier=True) for d in DEMONYMS.get(key, ())]
     found += [Needle((s,), derived=True) for s in SPELLINGS.get(key, ())]
     found += [Needle(f, derived=True) for f in _number_forms(words) + _year_forms(words)]
-    found += _head_forms(words)
-    if len(words) == 1 and raw.strip().islower() and len(words[0]) > 3:
-        found += [Needle((f,), derived=True) for f in _inflections(words[0])[1:]]
+    found += _head_forms(words) + _initialism(raw, person) + _number_of(raw, words, person)
+    short = tuple(_SHORT_WORDS.get(w, w) for w in words)
+    if short != words:
+        found.append(Needle(short, derived=True))  # "221b Baker St"
     if person:
         found += _person_forms(raw)
     return found
@@ -238,7 +279,10 @@ class Sides:
     answers: dict[str, list[str]]
     qwords: tuple[str, ...]
     person: bool = False  # the question asks for a person (F3, M2)
-    entities: frozenset[str] = frozenset()  # the question's capitalised words (M5)
+    entities: frozenset[str] = frozenset()  # the question's capitalised words (M3, M5)
+    instruction: tuple[str, ...] = ()  # the question, or a memo-trap prompt's instruction (M3)
+    kinds: frozenset[str] = frozenset()  # the question's lower-case content words (M2)
+    prompt: tuple[str, ...] = ()  # a memo-trap prompt's words (F7)
     own: dict[str, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

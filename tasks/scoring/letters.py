@@ -21,7 +21,7 @@ def _letter_at(words: list[Word], i: int, letters: set[str]) -> bool:
     if not (w.cap and w.text.upper() in letters and len(w.text) == 1):
         return False
     texts = _texts(words)
-    if _negated(texts, (i, i + 1), False):
+    if _negated(words, (i, i + 1), False):
         return False
     last = i + 1 == len(words)
     punct = w.glue.strip()[:1] in tuple(".):,;!?")

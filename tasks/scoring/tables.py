@@ -53,7 +53,11 @@ _HEADS_AFTER = frozenset(
     "palace cathedral church temple tower bridge airport station university college library "
     "party empire dynasty team club".split()
 )
-_HEAD_ABBREVIATIONS = {"mount": "mt", "saint": "st", "fort": "ft"}
+# F2: words of a name and their usual abbreviations (``"Mt Fuji"``, ``"221b Baker St"``).
+_SHORT_WORDS = {
+    "mount": "mt", "saint": "st", "fort": "ft", "street": "st", "avenue": "ave", "road": "rd",
+    "boulevard": "blvd", "square": "sq",
+}  # fmt: skip
 # M2: heads that leave a place the same place ("Kyoto City", "Mississippi River"); "Tokyo
 # Tower" or "Louvre Museum" may be another thing, so institutions are not among them.
 _PLACE_HEADS = frozenset(
@@ -70,7 +74,9 @@ _NOT_SHORT = frozenset(
 # F3: titles a person's name may lose; particles that belong to a surname.
 _TITLES = frozenset(
     "sir dame lord lady king queen emperor empress prince princess president pope saint st "
-    "dr mr mrs ms general captain professor prof tsar czar sultan".split()
+    "dr mr mrs ms general captain professor prof tsar czar sultan baron baroness duke duchess "
+    "earl count countess marquess marquis viscount chancellor premier senator governor mayor "
+    "prime minister".split()
 )
 _PARTICLES = frozenset("van von de da di del della der den du la le ten ter bin ibn al el".split())
 _PERSON_QUESTION = re.compile(

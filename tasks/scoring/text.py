@@ -1,5 +1,5 @@
 """The plain reading (normalisation, containment: ``cf_contains`` / ``param_contains``), the
-words of an output and R1 (what is read: the first line)."""
+words of an output and R1 (what is read: the first line, up to a new turn)."""
 
 from __future__ import annotations
 
@@ -62,12 +62,13 @@ def contains_answer(output: str, answers: Iterable[str]) -> int:
 class Word:
     """One word of an output: ``text`` folded (:func:`_fold`, commas of ``2,000`` dropped),
     ``cap`` whether it starts with a capital letter, ``pre`` / ``glue`` the raw characters
-    before and after it (punctuation, quotes, spaces)."""
+    before and after it (punctuation, quotes, spaces), ``upper`` whether it is in capitals."""
 
     text: str
     cap: bool
     pre: str
     glue: str
+    upper: bool = False  # written in capitals ("NYC", "U" of "U.S.")
 
 
 _WORD = re.compile(r"\d{1,3}(?:,\d{3})+(?![\d,])|[^\W_]+")
@@ -84,7 +85,7 @@ def words_of(text: str) -> list[Word]:
         raw = m.group()
         words.append(
             Word(_fold(raw).replace(",", ""), raw[:1].isupper(), text[start : m.start()],
-                 text[m.end() : end])
+                 text[m.end() : end], raw.isupper())
         )  # fmt: skip
     return words
 
@@ -117,6 +118,17 @@ def split_sentences(line: str) -> list[str]:
 def first_line(output: str) -> str:
     """R1: the first line of the output."""
     return output.strip().split("\n", 1)[0]
+
+
+# R1: the label of a new turn: the prompt's own (``Background:``, ``Question:``) or a chat
+# role's; case-sensitive, so ``"a good question: ..."`` goes on.
+_NEW_TURN = re.compile(r"(?<![\w'\u2019])(?:Question|Q|Background|User|Human)\s*:")
+
+
+def answer_line(output: str) -> str:
+    """R1: the first line up to a new turn (``"Yes Question: ...? Answer: No"`` -> ``"Yes"``):
+    what comes after it answers a question the model made up."""
+    return _NEW_TURN.split(first_line(output), maxsplit=1)[0]
 
 
 def _contains_seq(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:

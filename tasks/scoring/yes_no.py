@@ -14,7 +14,6 @@ _YES, _NO = frozenset({"yes", "yeah", "yep", "true"}), frozenset({"no", "nope", 
 _PRONOUNS = frozenset("it they he she there that this you we i".split())
 _LEADERS = frozenset("answer so well oh and".split())
 _AFTER_CUES = frozenset("is say says said so then a".split())
-_WHOLE_YES = frozenset("absolutely certainly definitely indeed sure".split())
 _NEG_WORDS = frozenset(
     "not never no none nobody nothing nowhere neither nor cannot without".split()
 )
@@ -29,22 +28,42 @@ _HEDGES = frozenset(
     "may might possibly perhaps likely unlikely depends depending probably unclear uncertain "
     "maybe".split()
 )
-_AFFIRM = frozenset("indeed actually really certainly definitely fact also still true".split())
+_AFFIRM = frozenset(
+    "indeed actually really certainly definitely absolutely surely sure fact also still true "
+    "course yes".split()
+)
 
 
+# Y1: a sentence or clause that is only one of these affirms or denies the question's claim
+# (after an optional ``"that's"``, ``"it is"``: ``"That's true."``, ``"Correct."``).
+_WHOLE_YES = tuple(
+    p.split()
+    for p in ("absolutely", "certainly", "definitely", "indeed", "sure", "of course", "probably",
+              "likely", "very likely", "most likely", "highly likely", "true", "correct", "right",
+              "exactly", "quite right", "absolutely true", "definitely true", "i think so",
+              "i believe so", "without a doubt", "affirmative", "yup", "sure thing")
+)  # fmt: skip
 _WHOLE_NO = tuple(
     p.split()
     for p in ("not at all", "not really", "of course not", "certainly not", "absolutely not",
-              "definitely not", "probably not", "no way", "i don t think so")
+              "definitely not", "probably not", "no way", "i don t think so", "unlikely",
+              "not likely", "very unlikely", "highly unlikely", "most unlikely", "false",
+              "not true", "untrue", "incorrect", "not correct", "wrong", "not right",
+              "not so", "i don t believe so", "i doubt it", "doubtful", "no chance", "never",
+              "negative", "nah", "certainly not true")
 )  # fmt: skip
+_WHOLE_FRAMES = (["that", "s"], ["that", "is"], ["it", "s"], ["it", "is"], ["this", "is"])
 
 
 def _whole_yes(texts: list[str]) -> bool | None:
-    """Y1: a sentence that is only an affirmation or a refusal of the claim (``"Absolutely."``,
-    ``"Of course."``, ``"Probably."``, ``"Not at all."``, ``"No way."``, ``"Unlikely."``)."""
-    if texts in _WHOLE_NO or texts == ["unlikely"]:
+    """Y1: a sentence or clause that is only an affirmation or a denial of the claim
+    (``"Absolutely."``, ``"That's true."``, ``"Correct."``, ``"Not at all."``, ``"Not likely"``)."""
+    texts = texts[1:] if texts[:1] in (["but"], ["however"], ["yet"]) else texts
+    if texts[:2] in _WHOLE_FRAMES:
+        texts = texts[2:]
+    if any(texts == list(p) for p in _WHOLE_NO):
         return False
-    if texts in ([w] for w in _WHOLE_YES) or texts in (["of", "course"], ["probably"], ["likely"]):
+    if any(texts == list(p) for p in _WHOLE_YES):
         return True
     return None
 
@@ -53,8 +72,6 @@ def _yes_no_at(words: list[Word], clauses: list[Clause], i: int) -> bool | None:
     """Y1: True/False when word ``i`` is a yes/no answer word, else None."""
     texts = _texts(words)
     word = texts[i]
-    if i == 0 and _whole_yes(texts) is not None:
-        return _whole_yes(texts)
     if word not in _YES | _NO or texts[i - 1 : i] == ["not"]:
         return None
     ends = words[i].glue.strip() != "" or i + 1 == len(words)
@@ -66,7 +83,8 @@ def _yes_no_at(words: list[Word], clauses: list[Clause], i: int) -> bool | None:
     alone = [t for t in texts[clause.start : clause.end] if t not in _LEADERS | {"but", "then"}]
     joined = {*texts[i + 1 : i + 3], *texts[max(0, i - 2) : i]}
     pair = {"yes", "no"} <= joined | {word} and bool({"and", "or"} & joined)  # "Yes and no"
-    if (leading and (ends or nxt in _PRONOUNS)) or short or (ends and cued) or alone == [word]:
+    repeated = bool(alone) and set(alone) == {word}  # "No.", "no no no"
+    if (leading and (ends or nxt in _PRONOUNS)) or short or (ends and cued) or repeated:
         return word in _YES
     if pair and (leading or texts[max(0, i - 2) : i - 1] in (["yes"], ["no"])):
         return word in _YES
@@ -146,8 +164,9 @@ _AUX_NEGATIVE = {"can": "can", "will": "won"}  # "can't", "won't"; otherwise aux
 
 def _short_aux(texts: list[str], qtexts: list[str]) -> bool | None:
     """Y2: a short answer in the question's own auxiliary (``"Does X ...?"`` -> ``"It does."``,
-    ``"It doesn't."``, ``"They can."``): yes unless negated."""
-    if not qtexts or len(texts) > 5:
+    ``"It doesn't."``, ``"Of course they can"``): yes unless negated."""
+    texts = texts[2:] if texts[:2] == ["of", "course"] else texts  # "Of course it would"
+    if not qtexts or not texts or len(texts) > 5:
         return None
     aux = qtexts[0]
     forms = {aux, aux + "n", _AUX_NEGATIVE.get(aux, aux), "cannot" if aux == "can" else aux}
@@ -159,47 +178,43 @@ def _short_aux(texts: list[str], qtexts: list[str]) -> bool | None:
 
 
 def _clause_claims(words: list[Word], clauses: list[Clause], qtexts: list[str]) -> list:
-    """Y2 per clause: (clause start, yes?) for each clause that restates the question's claim,
-    alone, under a frame, as a short auxiliary answer or as a hedge (``"It is unlikely"``)."""
+    """Y2 per clause: (start, end, yes?) for each clause that restates the question's claim,
+    alone, under a frame or as a short auxiliary answer (``"Of course it would"``)."""
     texts, found = _texts(words), []
     short = _short_aux(texts, qtexts)
     if short is not None:
-        return [(0, short)]
+        return [(0, len(texts), short)]
     for c in clauses:
         part = texts[c.start : c.end]
-        bare = (
-            part[2:]
-            if part[:2] in (["it", "is"], ["it", "s"], ["that", "s"], ["that", "is"])
-            else part
-        )
-        said = _whole_yes(bare)
+        said = _short_aux(part, qtexts)
         said = _claim(part, qtexts) if said is None else said
         said = _embedded_claim(part, qtexts) if said is None else said
         if said is not None:
-            found.append((c.start, said))
+            found.append((c.start, c.end, said))
     return found
 
 
 def _yes_no_mentions(k: int, words: list[Word], cf_yes: bool, qtexts: list[str]) -> list:
     """Y1 words of one sentence, and Y2 claims of the first, as mentions (claims marked by
     the needle ``("claim",)``), framed by C1-C4."""
-    clauses = clauses_of(words)
+    clauses, texts = clauses_of(words), _texts(words)
     found = []
-    for i in range(len(words)):
-        said = _yes_no_at(words, clauses, i)
+    for c in clauses:  # Y1: a clause that is only an affirmation or a denial ("That's true.")
+        said = _whole_yes(texts[c.start : c.end])
         if said is not None:
-            found.append(
-                Mention(CF if said == cf_yes else PARAM, k, i, i + 1, Needle((words[i].text,)))
-            )
+            side = CF if said == cf_yes else PARAM
+            found.append(Mention(side, k, c.start, c.end, Needle(tuple(texts[c.start : c.end]))))
+    for i in range(len(words)):
+        said = None if any(m.start <= i < m.end for m in found) else _yes_no_at(words, clauses, i)
+        if said is not None:
+            side = CF if said == cf_yes else PARAM
+            found.append(Mention(side, k, i, i + 1, Needle((words[i].text,))))
     if k == 0 and not (words and words[-1].glue.strip().startswith("?")):
         named = {next(c.start for c in clauses if c.start <= m.start < c.end) for m in found}
-        for start, said in _clause_claims(words, clauses, qtexts):
+        for start, end, said in _clause_claims(words, clauses, qtexts):
             if start not in named:
-                found.append(
-                    Mention(
-                        CF if said == cf_yes else PARAM, k, start, start + 1, Needle(("claim",))
-                    )
-                )
+                side = CF if said == cf_yes else PARAM
+                found.append(Mention(side, k, start, end, Needle(("claim",))))
     found.sort(key=lambda m: m.start)
     _frame(words, clauses, found, ())
     return found
