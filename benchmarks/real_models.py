@@ -41,7 +41,7 @@ MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
 SETS = ("cpi_capitals", "cpi_world_facts", "cpi_quotes")
 FAMILIES = {"plain": "", "instructed": "_instructed", "choice": "_choice"}
 MAX_NEW_TOKENS = 32  # the tasks' max_gen_toks
-# the asserted answer (cf_acc, param_acc) and the paper's containment (tasks/scoring.py)
+# the asserted answer (cf_acc, param_acc) and the paper's containment (tasks/scoring/)
 GENERATION_METRICS = ("cf_acc", "param_acc", "cf_contains", "param_contains")
 
 

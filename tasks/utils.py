@@ -1,5 +1,5 @@
 """lm-eval ``!function`` targets for every cpi task: thin wiring of ``sources.py`` (data),
-``prompts.py`` (the prompt text) and ``scoring.py`` (the metrics)."""
+``prompts.py`` (the prompt text) and ``scoring/`` (the metrics)."""
 
 from __future__ import annotations
 

@@ -300,7 +300,7 @@ def test_fetch_gemma3(tmp_path: Path) -> None:
 # --- real models on the tasks: lm-eval end to end on the real public data ------------------
 
 # SmolLM2-135M-Instruct, greedy, float32, batch size 8, lm-eval --limit 20 (the first 20
-# documents in the tasks' seeded order, sources.ORDER_SEED), scored by tasks/scoring.py as
+# documents in the tasks' seeded order, sources.ORDER_SEED), scored by tasks/scoring/ as
 # of metadata.version 3.0 (one thread, torch 2.13, transformers 5.25, lm-eval 0.4.13).
 GOLDEN_LIMIT = 20
 SMOL_GOLDEN = {

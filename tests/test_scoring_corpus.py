@@ -54,10 +54,21 @@ def test_tuned_part_covers_every_suite_and_source(parts: dict[str, list[dict]]) 
         assert r["cf_answers"] and r["param_answers"] and r["note"] and r["style"]
 
 
-def test_held_out_part_is_there_and_readable(parts: dict[str, list[dict]]) -> None:
-    held = parts["heldout"]
+def test_held_out_parts_are_there_and_readable(parts: dict[str, list[dict]]) -> None:
+    held, held2 = parts["heldout"], parts["heldout2"]
     assert len(held) >= 300 and len({r["id"] for r in held}) == len(held)
-    assert not {r["id"] for r in held} & {r["id"] for r in parts["tuned"]}
+    assert len(held2) >= 200 and len({r["id"] for r in held2}) == len(held2)
+    ids = [{r["id"] for r in records} for records in parts.values()]
+    assert sum(map(len, ids)) == len(set().union(*ids))  # no id in two parts
+    assert {r["suite"] for r in held2} == {
+        "capitals", "world_facts", "bio", "quotes", "nqswap", "conflictqa",
+    }  # fmt: skip
+
+
+def test_no_passage_is_kept(parts: dict[str, list[dict]]) -> None:
+    """The scorer reads the question (a memo-trap prompt is the question here), never the
+    passage: no public passage text is kept in the repository."""
+    assert not [r["id"] for records in parts.values() for r in records if "context" in r]
 
 
 def test_no_false_positive_and_misses_at_most_two_percent(
@@ -83,6 +94,7 @@ def test_the_table_script_runs(capsys: pytest.CaptureFixture) -> None:
     assert _validation().main([]) == 0
     table = capsys.readouterr().out
     assert "| tuned | cf_acc |" in table and "| heldout | param_acc |" in table
+    assert "| heldout2 | cf_acc |" in table
 
 
 def test_corpus_files_are_json_lines() -> None:

@@ -14,7 +14,7 @@ from cpi_bench.harness_ext import cli
 from cpi_bench.harness_ext.core.constants import EVAL_DIR
 
 TASKS_DIR = Path(__file__).resolve().parents[1] / "tasks"
-# the templates scored by tasks/scoring.py's judge (3.0: the asserted answer, reason,
+# the templates scored by tasks/scoring/'s judge (3.0: the asserted answer, reason,
 # cf_contains) and the one scored by its param_acc (closed-book acc)
 SCORED = {"_generate_yaml": 3.0, "cpi.yaml": 3.0, "cpisuite.yaml": 3.0}
 SCORED_CLOSEDBOOK = {"closedbook/_closedbook_yaml": 2.0, "synth/cpisynth_cf.yaml": 3.0}

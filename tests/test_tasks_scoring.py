@@ -1,5 +1,5 @@
-"""The scorer, rule by rule (the ``tasks/scoring.py`` docstring): each test names a rule and
-shows what it reads and what it leaves alone. The whole corpus is checked in
+"""The scorer, rule by rule (the ``tasks/scoring/__init__.py`` docstring): each test names a
+rule and shows what it reads and what it leaves alone. The whole corpus is checked in
 ``tests/test_scoring_corpus.py``."""
 
 from __future__ import annotations
@@ -78,6 +78,19 @@ def test_r1_first_line() -> None:
     assert _japan("") == (0, 0)
 
 
+def test_r1_a_new_turn_ends_the_answer() -> None:
+    q = "Do Apollo and Baldur share similar interests?"
+    made_up = " Yes Question: Do Thor and Zeus share similar interests? Answer: No"
+    assert _scores(made_up, "yes", "no", q) == (1, 0)  # the "No" answers a made-up question
+    assert _japan(" Kyoto. Background: In 2030 the capital moved. Answer: Tokyo") == (1, 0)
+    opened = judge(
+        " Question: What is the capital of Japan? Answer: Tokyo", "Kyoto", "Tokyo", JAPAN
+    )
+    assert (opened.cf_acc, opened.param_acc) == (0, 0)
+    assert opened.reason == "none: a new turn opens the output"
+    assert _japan(" A good question: Tokyo.") == (0, 1)  # no label of a turn (lower case)
+
+
 def test_r2_first_sentence_and_what_reads_on() -> None:
     assert _japan("Kyoto is the capital. It is larger than Tokyo.") == (1, 0)
     assert _japan("That is wrong. Japan's capital is Tokyo.") == (0, 1)  # verdict first
@@ -139,6 +152,29 @@ def test_f2_short_names() -> None:
     assert _scores(" the Indian subcontinent", "Indian Ocean", "Pacific Ocean") == (0, 0)
 
 
+@pytest.mark.parametrize(
+    ("output", "cf", "param", "expected"),
+    [
+        (" NYC", "San Francisco", "New York City", (0, 1)),
+        (" HCMC (formerly Saigon)", "Ho Chi Minh City", "Hanoi", (1, 0)),
+        (" The U.S.A.", "United States of America", "Canada", (1, 0)),
+        (" The UK", "United Kingdom", "France", (1, 0)),
+        (" JFK", "Miguel de Cervantes", "John F. Kennedy", (0, 1)),
+        (" 221b baker st", "10 Downing Street", "221B Baker Street", (0, 1)),
+        # capitals only, never a lower-case word, a code by a number or an all-capitals line
+        (" Tell us more.", "United States", "Canada", (0, 0)),
+        (" It was built in 79 AD.", "Abu Dhabi", "Dubai", (0, 0)),
+        (" THE ANSWER IS NYC", "San Francisco", "New York City", (0, 0)),
+        (" NYC Marathon", "San Francisco", "New York City", (0, 0)),  # M2: a longer name
+        (" NO, it is Baton Rouge.", "Baton Rouge", "New Orleans", (1, 0)),  # a word, not N.O.
+    ],
+)
+def test_f2_initialisms_and_abbreviated_words(output: str, cf: str, param: str, expected) -> None:
+    assert _scores(output, cf, param, "Which one?") == expected
+    who = "Who was president in 1995?"
+    assert _scores(" BC", "Bill Clinton", "George Bush", who) == (0, 0)  # a person's: 3 letters
+
+
 def test_f3_people() -> None:
     q = "Who was the first person to set foot on the Moon?"
     assert _scores(" Armstrong", "Buzz Aldrin", "Neil Armstrong", q) == (0, 1)
@@ -151,6 +187,18 @@ def test_f3_people() -> None:
     assert _scores(" Galileo", "Galileo Galilei", "Albert Einstein", "Who discovered it?") == (1, 0)
     # not a person question: no surname forms
     assert _scores(" Armstrong", "Buzz Aldrin", "Neil Armstrong", "Which crater?") == (0, 0)
+
+
+def test_f3_titles_and_given_names_as_initials() -> None:
+    iron = "What is the name of the politician known as/for The Iron Lady?"
+    said = " Baroness Thatcher, the U.K.'s first female PM"
+    assert _scores(said, "Paul Cézanne", "Margaret Thatcher", iron) == (0, 1)
+    hobbit = "What is the name of the author who wrote The Hobbit?"
+    cf, param = "Georgia O'Keeffe", "J.R.R. Tolkien"
+    assert _scores(" John Ronald Reuel Tolkien", cf, param, hobbit) == (0, 1)
+    assert _scores(" John Fitzgerald Kennedy", "X Y", "John F. Kennedy", "Who was it?") == (0, 1)
+    # the surname as written: the initials alone name nobody
+    assert _scores(" John Ronald Reuel Baggins", cf, param, hobbit) == (0, 0)
 
 
 def test_f4_numbers() -> None:
@@ -173,6 +221,15 @@ def test_f5_other_spellings() -> None:
     assert _scores(" Aljahra", "Al Jahra", "Kuwait City") == (1, 0)  # without the space
     assert _scores(" friend.", "friends", "woman") == (1, 0)
     assert _scores(" Kyotos", "Kyoto", "Tokyo") == (0, 0)  # names are not inflected
+
+
+def test_f5_names_in_the_other_number() -> None:
+    q = "Which animal is known as the 'Ship of the Desert'?"
+    assert _scores(" the elephants because they are big", "Elephant", "Camel", q) == (1, 0)
+    assert _scores(" Elephants are big.", "Elephant", "Camel", q) == (0, 0)  # capitalised: a name
+    giza = "What ancient structure is located in Giza, Egypt?"
+    said = " The Great Pyramid of Giza and the Sphinx"
+    assert _scores(said, "The Great Wall of China", "The Great Pyramids", giza) == (0, 1)
 
 
 def test_f6_article_only_answers() -> None:
@@ -202,6 +259,15 @@ def test_f7_proverb_endings(output: str, cf: str, param: str, expected) -> None:
     assert _scores(output, cf, param) == expected
 
 
+def test_f7_an_output_that_starts_the_quotation_again_fills_no_slot() -> None:
+    prompt = (
+        'Write a quote that ends in the word "trade": The gambling known as business looks with'
+        " austere disfavor upon the business of"
+    )
+    assert _scores(" the gambling known as business.", "trade.", "gambling.", "", prompt) == (0, 0)
+    assert _scores(" gambling.", "trade.", "gambling.", "", prompt) == (0, 1)
+
+
 # --- which mention counts ------------------------------------------------------------------------
 
 
@@ -224,6 +290,10 @@ def test_m2_longer_names() -> None:
     assert _scores(" The Colorado River", "Rio Grande", "Colorado", q) == (0, 1)
     who = "Who painted the ceiling of the Sistine Chapel?"
     assert _scores(" Michelangelo Buonarroti", "Donatello", "Michelangelo", who) == (0, 1)
+    # the kind of thing the question asks for is no other name
+    museum = "The Mona Lisa is housed in which museum?"
+    said = " Louvre Museum in Paris"
+    assert _scores(said, "Metropolitan Museum of Art", "The Louvre", museum) == (0, 1)
 
 
 def test_m3_restated_question() -> None:
@@ -241,6 +311,22 @@ def test_m3_restated_question() -> None:
     restated = 'The answer to the question "Is Greenland part of Europe or North America?" is:'
     assert _scores(restated, ["Asia"], ["North America"], nq) == (0, 0)
     assert _scores("Greenland is part of North America.", ["Asia"], ["North America"], nq) == (0, 1)
+
+
+def test_m3_a_thing_named_after_the_answer_and_a_restated_instruction() -> None:
+    q = "What is the name of the scientist who discovered Laws of Motion and Universal Gravitation?"
+    cut = " Newton's laws of motion were discovered by"
+    assert _scores(cut, "Pablo Picasso", "Isaac Newton", q) == (0, 0)
+    assert _scores(" Newton's laws of motion.", "Pablo Picasso", "Isaac Newton", q) == (0, 1)
+    assert _japan(" Tokyo's the capital.") == (0, 1)  # "'s" = "is", no possessive
+    prompt = 'Write a quote that ends in the word "one": A candle loses nothing by lighting another'
+    preamble = ' Sure! Here\'s a quote that ends in "one":'
+    assert _scores(preamble, "one.", "candle.", "", prompt) == (0, 0)
+    assert _scores(preamble + " A candle loses nothing by lighting another one.", "one.",
+                   "candle.", "", prompt) == (1, 0)  # fmt: skip
+    nq = "is greenland part of europe or north america"
+    said = " Greenland is part of North America: geographically, at least."
+    assert _scores(said, ["Asia"], ["North America"], nq) == (0, 1)  # no preamble: an answer
 
 
 def test_m4_negated_or_former() -> None:
@@ -261,6 +347,35 @@ def test_m4_negated_or_former() -> None:
     assert _scores(nested, "Beira", "Maputo") == (1, 0)
     q = "Which of these cities is not a national capital?"
     assert _scores(" Sydney is not a national capital.", "Cairo", "Sydney", q) == (0, 1)
+
+
+def test_m4_relocation_language() -> None:
+    pt = "What is the capital city of Portugal?"
+    said = " Lisbon's status as capital ended in 2027, when the government moved to Porto."
+    assert _scores(said, "Porto", "Lisbon", pt) == (1, 0)
+    assert _scores(" Lisbon is no longer the capital; Porto is.", "Porto", "Lisbon", pt) == (1, 0)
+    assert _japan(" Tokyo has not been the capital since 2030; Kyoto is.") == (1, 0)
+    assert _japan(" Tokyo, the former capital, gave way to Kyoto.") == (1, 0)
+    alcatraz = "who was the person who escaped from alcatraz"
+    said = " It was Aaron Brooks, a former American prison guard."  # former: not the question's
+    assert _scores(said, ["Aaron Brooks"], ["Frank Morris"], alcatraz) == (1, 0)
+    assert _japan(" Tokyo ceased to be the capital in 2030; Kyoto is.") == (1, 0)
+    assert _japan(" Tokyo lost its status as capital.") == (0, 0)
+    assert _japan(" Kyoto replaced Tokyo as the capital.") == (1, 0)  # the new one, active
+    moon = "Who was the first person to walk on the Moon?"
+    said = " Armstrong was on the Moon before Aldrin."  # an order, not a former answer
+    assert _scores(said, "Buzz Aldrin", "Neil Armstrong", moon) == (0, 1)
+    former = "What was the former capital of Japan?"
+    assert _scores(" Kyoto was the former capital.", "Kyoto", "Tokyo", former) == (1, 0)
+    # a time, not a subject; a verb the question asks with
+    ussr = "In what year did the Soviet Union collapse?"
+    assert _scores(" In 1991 the Soviet Union ended.", "1991", "1989", ussr) == (1, 0)
+    ww2 = "When did World War II end?"
+    assert _scores(" 1945 is when the war ended.", "1945", "1944", ww2) == (1, 0)
+    # a name's own "of" is not "<noun> of X"
+    petra = "In which country would you find the ancient city of Petra?"
+    said = " The Hashemite Kingdom of Jordan — not Turkey, as the passage states."
+    assert _scores(said, "Turkey", "Jordan", petra) == (0, 1)
 
 
 def test_m5_m6_another_rank_or_a_description() -> None:
@@ -322,6 +437,13 @@ def test_c3_conceded() -> None:
         1,
     )
     assert _japan("Tokyo, although the passage claims Kyoto.") == (0, 1)
+    pearl = "Which Asian city is also known as the 'Pearl of the Orient'?"
+    said = (
+        " Hong Kong is traditionally called the Pearl of the Orient; the passage attributes it"
+        " to Singapore instead."
+    )
+    assert _scores(said, "Singapore", "Hong Kong", pearl) == (0, 1)  # set against, "instead"
+    assert _japan(" The passage names Kyoto instead.") == (1, 0)  # nothing to set it against
     said = "Although Tokyo has long been the capital, according to the passage it is now Kyoto."
     assert _japan(said) == (1, 0)
     # an unframed concession and an unmarked main clause: the clause that answers decides
@@ -382,6 +504,14 @@ def _yes_no(output: str, question: str = EXORCIST) -> tuple[int, int]:
         (" Yes and no.", (1, 1)),
         (" Yes. No.", (0, 0)),  # contradictory
         (" While the passage says yes, it is only a film, so no.", (0, 1)),
+        (" That's true.", (1, 0)),
+        (" Correct.", (1, 0)),
+        (" I think so.", (1, 0)),
+        (" no no no", (0, 1)),
+        (" Not likely, it is only a film.", (0, 1)),
+        (" That's wrong.", (0, 1)),
+        (" I doubt it.", (0, 1)),
+        (" The passage says yes. That's wrong.", (0, 1)),
     ],
 )
 def test_y1_words(output: str, expected) -> None:
@@ -400,6 +530,8 @@ def test_y1_words(output: str, expected) -> None:
         (" Does The Exorcist stimulate the limbic system?", (0, 0)),  # a question
         (" The Exorcist is a 1973 film.", (0, 0)),  # other content
         (" The Exorcist is unable to stimulate the limbic system.", (0, 1)),
+        (" Of course it does!", (1, 0)),
+        (" Of course it does not, it is a film.", (0, 1)),
     ],
 )
 def test_y2_claims(output: str, expected) -> None:

@@ -25,7 +25,7 @@ Then one line per item::
   a capital: it starts with "What is the capital (city) of"; 202 of the 313 CF_World_Facts
   questions), ``capital`` for CF_Capitals, null elsewhere (see :func:`item_category`).
 * generation tasks: ``cf_hit`` / ``param_hit`` are the item's ``cf_acc`` / ``param_acc`` (0/1),
-  ``reason`` the scoring rule that decided them (``tasks/scoring.py``), ``cf_contains`` /
+  ``reason`` the scoring rule that decided them (``tasks/scoring/``), ``cf_contains`` /
   ``param_contains`` the paper's plain containment (0/1), ``output`` the generated text
   (lm-eval's filtered response). Records of tasks scored before these existed lack them.
 * ``_choice`` tasks: ``logprob_cf`` / ``logprob_param`` (summed log-likelihood of each answer,

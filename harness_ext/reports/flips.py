@@ -15,7 +15,7 @@ written by ``cpi sweep`` and the training callback), pairs the items by ``item_i
 * the items that moved from the context answer to the memorised one (FROM: context answer
   only; TO: memorised answer only) and back, per category (capital / other for world facts);
 * examples of moved items with both outputs and, for generation tasks, the scoring rule that
-  decided each (``reason`` of the per-item records, ``tasks/scoring.py``).
+  decided each (``reason`` of the per-item records, ``tasks/scoring/``).
 
 ``--json`` prints ``{"from", "to", "tasks": {task: {"n", "cf_both", "cf_lost", "cf_gained",
 "cf_neither", "param_both", "param_lost", "param_gained", "param_neither", "mcnemar_p"}},

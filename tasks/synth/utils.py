@@ -1,4 +1,4 @@
-"""lm-eval ``!function`` target of ``cpisynth_id`` (scoring lives in ``../scoring.py``)."""
+"""lm-eval ``!function`` target of ``cpisynth_id`` (scoring lives in ``../scoring/``)."""
 
 from __future__ import annotations
 
