@@ -37,7 +37,7 @@ template (longer prompts), so plan on the order of a day for the three rows on 2
 Run (COMMANDS.md records the measured times)::
 
     CPI_DATA_DIR=/path/to/public/data python benchmarks/reference_board.py \\
-        --models-dir /work/models --limit 200
+        --models-dir models --limit 200
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ def lm_eval_command(row: str, args: argparse.Namespace, tasks: list[str]) -> lis
         str(args.batch_size),
         "--output_path",
         str(out),
+        *(["--log_samples"] if args.log_samples else []),
         *extra,
     ]
 
@@ -295,7 +296,9 @@ def render_board(args: argparse.Namespace, runs: list[dict[str, Any]]) -> list[l
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", default="/work/models", type=Path)
+    parser.add_argument(
+        "--models-dir", default="models", type=Path, help="where `cpi models fetch` wrote them"
+    )
     parser.add_argument("--data-dir", default=os.environ.get(DATA_DIR_ENV), type=Path)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--limit", type=int, default=200, help="items per task (all if fewer)")
@@ -304,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", default=None, help="comma list (default: every cpi_* task)")
     parser.add_argument("--rows", default=",".join(ROWS), help="which rows, comma list")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per row")
+    parser.add_argument(
+        "--log-samples",
+        action="store_true",
+        help="also write lm-eval's per-item samples (large: not meant to be committed)",
+    )
     return parser
 
 
