@@ -20,6 +20,8 @@ Written under ``--out`` (default ``benchmarks/results``):
 
 * ``<row>/results_<date>.json``: lm-eval's own results file per row (a row whose folder holds
   a results file with the same tasks and limit is reused, so a stopped run resumes);
+* ``.request-cache/<row>/<fingerprint>_rank0.db``: lm-eval's request cache (``--use_cache``),
+  so that a row stopped part-way resumes from the requests already answered (not committed);
 * ``COMMANDS.md``: every command verbatim, the model fingerprints (SHA-256 of the weights,
   config and tokenizer files), the data files' SHA-256, versions, wall time per row and the
   machine's load;
@@ -65,6 +67,7 @@ from tests.helpers.env import offline_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS_DIR = REPO / "tasks"
+CACHE_DIR = ".request-cache"  # under --out; not committed (see .gitignore)
 RUN_INFO = "run_info.json"  # per row: the command, wall time and load that made its results
 # row name -> (model folder under --models-dir, extra lm_eval arguments)
 ROWS: dict[str, tuple[str, list[str]]] = {
@@ -134,8 +137,21 @@ def lm_eval_command(row: str, args: argparse.Namespace, tasks: list[str]) -> lis
         "--output_path",
         str(out),
         *(["--log_samples"] if args.log_samples else []),
+        "--use_cache",
+        str(request_cache(row, args)),
         *extra,
     ]
+
+
+def request_cache(row: str, args: argparse.Namespace) -> Path:
+    """lm-eval's per-request cache of one row (``--use_cache``; written as each request is
+    answered), so a stopped row resumes where it stopped. Its name carries the model's
+    fingerprint: other weights in the same folder never reuse these answers."""
+    folder, _ = ROWS[row]
+    fingerprint = _fingerprint(Path(args.models_dir) / folder)
+    if fingerprint == "?":
+        raise CPIError(f"--models-dir {args.models_dir}: cannot fingerprint {folder}")
+    return Path(args.out).resolve() / CACHE_DIR / row / fingerprint[:16]
 
 
 def finished(row_dir: Path, tasks: list[str], limit: int) -> Path | None:
