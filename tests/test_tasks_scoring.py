@@ -677,6 +677,11 @@ def test_y1_yes_or_no_after_a_cue() -> None:
             "Is Canada north of the USA?",
             (0, 0),
         ),
+        (  # names sharing a word keep their order
+            "Lake Superior is smaller than Lake Michigan.",
+            "Is Lake Superior larger than Lake Michigan?",
+            (0, 1),
+        ),
         (  # the question's word denied against a substitute
             "Ivan the Terrible used the Julian calendar, not the Byzantine one.",
             "Did Ivan the Terrible use the Byzantine calendar?",

@@ -155,6 +155,13 @@ def _opposite(word: str, q: Asked) -> set[str]:
     return {w for u in q.units for w in u if frozenset((word, w)) in OPPOSITES}
 
 
+def _unit_at(found: set[str], q: Asked, last: int) -> int:
+    """The index of the question's unit a restated word names: the first at or after the
+    last one named (``"Lake"`` of ``"Lake Michigan"`` after ``"Lake Superior"``)."""
+    units = [k for k in range(len(q.units)) if found & q.stems_of(k)]
+    return min((k for k in units if k >= last), default=units[0])
+
+
 def _claim(texts: list[str], q: Asked) -> bool | None:
     """Y2: yes/no when ``texts`` (a clause) restates the question's claim, else None.
 
@@ -184,7 +191,7 @@ def _claim(texts: list[str], q: Asked) -> bool | None:
                 extra_at = i  # content the question does not have: a qualifier, or no claim
                 continue
             matched |= found
-            order.append(min(k for k, u in enumerate(q.units) if found & q.stems_of(k)))
+            order.append(_unit_at(found, q, order[-1] if order else 0))
     if swapped and order != sorted(order):
         return None  # "The USA is south of Canada" for "Is Canada north of the USA?": a converse
     covered = sum(1 for u in q.units if any(_claim_stems(w) & matched for w in u))
