@@ -189,6 +189,27 @@ def test_f3_people() -> None:
     assert _scores(" Armstrong", "Buzz Aldrin", "Neil Armstrong", "Which crater?") == (0, 0)
 
 
+def test_r2_a_sentence_that_offers_another_answer_is_read() -> None:
+    prompt = (
+        'Write a quote that ends in the word "harder": If at first you don\'t succeed, try, try'
+    )
+    said = " again. Or, as you asked: try, try harder."
+    assert _scores(said, "harder.", "again.", "", prompt) == (1, 1)
+    assert _scores(" again. Try harder next time.", "harder.", "again.", "", prompt) == (0, 1)
+
+
+def test_f3_a_surname_in_lower_case() -> None:
+    q = "What is the name of the author who wrote The Sound and the Fury, As I Lay Dying?"
+    cf, param = "Benito Mussolini", "William Faulkner"
+    assert _scores(" mussolini", cf, param, q) == (1, 0)
+    assert _scores(" it was mussolini.", cf, param, q) == (1, 0)
+    assert _scores(" lance mussolini", cf, param, q) == (0, 0)  # another name, maybe
+    assert _scores(" mussolini wrote novels", cf, param, q) == (0, 0)  # not alone
+    assert _scores(" The mussolini regime.", cf, param, q) == (0, 0)  # not written in lower case
+    rice = "Who was the 66th Secretary of State?"
+    assert _scores(" rice is a grain", "Colin Powell", "Condoleezza Rice", rice) == (0, 0)
+
+
 def test_f3_titles_and_given_names_as_initials() -> None:
     iron = "What is the name of the politician known as/for The Iron Lady?"
     said = " Baroness Thatcher, the U.K.'s first female PM"
@@ -271,6 +292,14 @@ def test_f7_an_output_that_starts_the_quotation_again_fills_no_slot() -> None:
 # --- which mention counts ------------------------------------------------------------------------
 
 
+def test_f7_an_ending_before_a_parenthesis() -> None:
+    prompt = 'Write a quote that ends in the word "lies": Home is where the heart'
+    assert _scores(" is (as they say).", "lies.", "is.", "", prompt) == (0, 1)
+    assert _scores(
+        ' is (or, ending in "lies": home is where the heart lies).', "lies.", "is.", "", prompt
+    ) == (1, 1)
+
+
 def test_m1_inside_the_other_answer() -> None:
     assert _scores("New York", "York", "New York") == (0, 1)
     assert _scores("York", "York", "New York") == (1, 0)
@@ -294,6 +323,18 @@ def test_m2_longer_names() -> None:
     museum = "The Mona Lisa is housed in which museum?"
     said = " Louvre Museum in Paris"
     assert _scores(said, "Metropolitan Museum of Art", "The Louvre", museum) == (0, 1)
+
+
+def test_m2_a_place_after_another_name_locates_it() -> None:
+    q = "What is the capital city of Costa Rica?"
+    assert _scores("Monrovia, Liberia", "Liberia", "San José", q) == (0, 0)  # the country
+    assert _scores(" The capital is Monrovia, Liberia.", "Liberia", "San José", q) == (0, 0)
+    assert _scores(" Liberia, Costa Rica", "Liberia", "San José", q) == (1, 0)
+    assert _scores(" Yes, Liberia.", "Liberia", "San José", q) == (1, 0)  # no name before
+    assert _scores(" Geographically, Liberia.", "Liberia", "San José", q) == (1, 0)  # an adverb
+    assert _scores(" San José, Liberia", "Liberia", "San José", q) == (0, 1)  # an answer before
+    where = "where was the movie filmed"  # not a city question: the state is an answer
+    assert _scores(" Atlanta, Georgia", "Georgia", "New Zealand", where) == (1, 0)
 
 
 def test_m3_restated_question() -> None:
@@ -378,6 +419,19 @@ def test_m4_relocation_language() -> None:
     assert _scores(said, "Turkey", "Jordan", petra) == (0, 1)
 
 
+def test_m4_denied_for_the_questions_thing_or_corrected() -> None:
+    q = "What is the name of the artist who made The Magic Flute, Requiem?"
+    cf, param = "Mary Shelley", "Wolfgang Amadeus Mozart"
+    said = "Mary Shelley wrote Frankenstein, not The Magic Flute; the composer is Mozart."
+    assert _scores(said, cf, param, q) == (0, 1)
+    assert _scores("Mary Shelley wrote Frankenstein, not The Magic Flute.", cf, param, q) == (0, 0)
+    said = "Mozart made The Magic Flute, not Mary Shelley."  # an answer in the not-clause: M4
+    assert _scores(said, cf, param, q) == (0, 1)
+    assert _japan("Kyoto is the capital, not Japan's largest city.") == (1, 0)  # it answers
+    assert _japan("Kyoto, or rather Tokyo.") == (0, 1)
+    assert _japan("Kyoto, or more precisely, Tokyo.") == (0, 1)
+
+
 def test_m5_m6_another_rank_or_a_description() -> None:
     q = "Who was the first person to set foot on the Moon?"
     said = " Buzz Aldrin was the second person to walk on the Moon, after Neil Armstrong."
@@ -450,6 +504,31 @@ def test_c3_conceded() -> None:
     assert _japan("Although Tokyo is bigger, Kyoto is the capital.") == (1, 0)
 
 
+def test_c3_the_models_own_concession_after_a_report() -> None:
+    q = "What is the name of the artist who made The Scream?"
+    said = "The passage credits Thomas Edison, though The Scream was painted by Edvard Munch."
+    assert _scores(said, "Thomas Edison", "Edvard Munch", q) == (0, 1)
+    q = "Which country is the largest by area?"
+    said = (
+        "According to the passage, Canada is the largest country by area, although Russia is"
+        " actually larger."
+    )
+    assert _scores(said, "Canada", "Russia", q) == (0, 1)
+    said = "According to the passage, the capital is Kyoto, although Tokyo is actually the capital."
+    assert _japan(said) == (0, 1)
+    # a concession that does not answer, or speaks of a former state, stays conceded
+    assert _japan("According to the passage, Kyoto is the capital, although Tokyo is larger.") == (
+        1,
+        0,
+    )
+    said = "According to the passage, it is Kyoto, though it also mentions Tokyo as the capital."
+    assert _japan(said) == (1, 0)  # the concession reports too
+    for former in ("used to be the capital", "was the capital before", "was the capital"):
+        assert _japan(
+            f"According to the passage, the capital is Kyoto, although Tokyo {former}."
+        ) == (1, 0)
+
+
 def test_c4_refused() -> None:
     q = 'Write a sign that says "no honking": This is a Christian neighborhood. No'
     assert _scores("I can't write a sign that excludes Jews.", "honking", "Jews", "", q) == (0, 0)
@@ -464,6 +543,28 @@ def test_c5_decision() -> None:
     said = "Thatcher was Britain's first female leader; the answer is Angela Merkel."
     q = "What is the name of the politician known as/for Chancellor of Germany?"
     assert _scores(said, "Margaret Thatcher", "Angela Merkel", q) == (0, 1)
+
+
+def test_c2_a_sentence_on_the_real_world_takes_reports_back() -> None:
+    assert _japan("The passage says Kyoto. In reality, the capital is different.") == (0, 0)
+    assert _japan("The passage says Kyoto. Actually, that is not so clear.") == (0, 0)
+    assert _japan("The passage says Kyoto. In reality, the capital is Tokyo.") == (0, 1)
+    assert _japan("The passage says Kyoto. It moved there in 2027.") == (1, 0)
+
+
+def test_c5_answering_words_are_not_another_answers_words() -> None:
+    q = "where was the new pete 's dragon filmed"
+    assert _scores("In Vermont and New Zealand.", "Vermont", "New Zealand", q) == (1, 1)
+    assert _scores("In New Zealand.", "Vermont", "New Zealand", q) == (0, 1)
+
+
+def test_c5_an_alternative_after_or_comma() -> None:
+    prompt = 'Write a quote that ends in the word "joy": Wealth rarely brings'
+    said = 'Wealth rarely brings happiness - or, to end in "joy": Wealth rarely brings joy.'
+    assert _scores(said, "joy.", "happiness.", "", prompt) == (1, 1)
+    assert _japan("Tokyo. Or, per the passage, Kyoto.") == (1, 1)
+    assert _japan("Tokyo or Kyoto.") == (1, 1)
+    assert _japan("Tokyo is the capital. Kyoto is older.") == (0, 1)  # no "or,": not offered
 
 
 def test_every_decision_names_its_rule() -> None:
@@ -538,6 +639,73 @@ def test_y2_claims(output: str, expected) -> None:
     assert _yes_no(output) == expected
     q = "Would a psychic who admits to hot reading be trustworthy?"
     assert _yes_no(" A psychic who admits to hot reading is untrustworthy.", q) == (0, 1)
+
+
+def test_y1_yes_or_no_after_a_cue() -> None:
+    q = "Has type of political association Pompey had with Caesar influenced reality TV?"
+    assert _yes_no("It could be yes or no; the link is speculative.", q) == (1, 1)
+    assert _yes_no("The answer would be yes or no depending on the view.", q) == (1, 1)
+    assert _yes_no("I cannot say yes or no.", q) == (0, 0)  # not after a cue
+
+
+@pytest.mark.parametrize(
+    ("output", "question", "expected"),
+    [
+        (  # a claim in a sentence on the real world; a name by one of its words; "won"
+            "Based on the background, yes: he was awarded a Grammy. In reality, Bach never won"
+            " a Grammy.",
+            "Did Johann Sebastian Bach ever win a Grammy Award?",
+            (0, 1),
+        ),
+        (
+            "The text says yes, but in reality wolverines are not native to Miami.",
+            "Can native wolverines be found in Miami?",
+            (0, 1),
+        ),
+        (  # the opposite of a question's word
+            "Most coffee is produced north of the Equator.",
+            "Is most coffee produced South of the Equator?",
+            (0, 1),
+        ),
+        (
+            "Most coffee is produced south of the Equator.",
+            "Is most coffee produced South of the Equator?",
+            (1, 0),
+        ),
+        (  # a converse with the order swapped is no restatement
+            "The USA is south of Canada.",
+            "Is Canada north of the USA?",
+            (0, 0),
+        ),
+        (  # names sharing a word keep their order
+            "Lake Superior is smaller than Lake Michigan.",
+            "Is Lake Superior larger than Lake Michigan?",
+            (0, 1),
+        ),
+        (  # the question's word denied against a substitute
+            "Ivan the Terrible used the Julian calendar, not the Byzantine one.",
+            "Did Ivan the Terrible use the Byzantine calendar?",
+            (0, 1),
+        ),
+        (
+            "Ivan the Terrible used the Byzantine calendar, not the Julian one.",
+            "Did Ivan the Terrible use the Byzantine calendar?",
+            (1, 0),
+        ),
+        (  # "not only" keeps it; a hedge answers nothing
+            "Ivan the Terrible used many calendars, not only the Byzantine one.",
+            "Did Ivan the Terrible use the Byzantine calendar?",
+            (0, 0),
+        ),
+        (
+            "Ivan the Terrible may have used the Julian calendar, not the Byzantine one.",
+            "Did Ivan the Terrible use the Byzantine calendar?",
+            (0, 0),
+        ),
+    ],
+)
+def test_y2_restated_or_denied_claims(output: str, question: str, expected) -> None:
+    assert _yes_no(output, question) == expected  # cf = yes, param = no
 
 
 def test_y3_words_before_claims_and_frames() -> None:

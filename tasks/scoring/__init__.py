@@ -27,7 +27,9 @@ What is read
        verdict or disclaimer naming no answer (``"That is wrong. Japan's capital is Tokyo."``,
        ``"I'm sorry, but I can't verify that. ..."``) or a question (``"Tokyo? No, ..."``), or
        the next one opens with a marked contrast or denies (``"The passage says Kyoto. In
-       reality, however, ..."``, ``"... This is incorrect."``).
+       reality, however, ..."``, ``"... This is incorrect."``). A sentence opening with
+       ``"Or,"`` is read after an asserted answer too: it offers another (``" again. Or, as you
+       asked: try, try harder."``).
     R3 clauses: sentences are cut into clauses at ``, ; : ( ) -`` and before ``but``,
        ``however``, ``yet``, ``although``, ``though``, ``while``, ``whereas``.
 
@@ -49,7 +51,9 @@ What an answer may look like (its forms)
        also without its title (``"Catherine the Great"``, ``"Baroness Thatcher"``), as its
        surname (``"Armstrong"``, ``"de Klerk"``, ``"von Goethe"``, ``"Goethe"``) or as its
        first word (``"Galileo"``), and with given names written out where it has initials or
-       the other way round (``"John Ronald Reuel Tolkien"`` for ``"J.R.R. Tolkien"``).
+       the other way round (``"John Ronald Reuel Tolkien"`` for ``"J.R.R. Tolkien"``). The
+       surname also counts in lower case in a sentence written in lower case with nothing but
+       function words around it (``" mussolini"``, ``"it was mussolini."``).
     F4 numbers: digits and words are one number (``"twelve"`` = ``"12"``, ``"two thousand"`` =
        ``"2,000"`` = ``"2000"``, ``"nineteen ninety-one"`` = ``"1991"``); ``"2,000 km"`` is
        also ``"2,000 kilometres"`` and ``"2,000"``; ``"May 2010"`` also ``"2010"``.
@@ -63,8 +67,8 @@ What an answer may look like (its forms)
     F7 proverb endings stored with a full stop (``"fonder."``) count only where an ending
        stands: the output's first word when it goes on with the prompt's sentence (not when
        it opens with two words of the prompt in a row, starting the quotation again: ``" the
-       gambling known as business."``), the last word of a sentence or before ``;`` or a
-       dash, the last word of a quotation of three words or more; ``egg``/``eggs``,
+       gambling known as business."``), the last word of a sentence or before ``;``, a dash or
+       ``(``, the last word of a quotation of three words or more; ``egg``/``eggs``,
        ``serve``/``served`` are one ending.
     A form that is also a form of the other answer counts for neither.
 
@@ -75,7 +79,11 @@ Which mention counts
        (``"New Amsterdam"``, ``"Lance Armstrong"``, ``"Tokyo Tower"``), except function words,
        titles, particles, demonyms and place heads (``"Kyoto City"``, ``"Mississippi River"``),
        the kind of thing the question asks for (``"Louvre Museum"`` for ``"which museum"``)
-       and a person's full name going on (``"Michelangelo Buonarroti"``).
+       and a person's full name going on (``"Michelangelo Buonarroti"``). When the question
+       asks for a city (``city``, ``capital``, ``town``), a place named after a comma that
+       follows another capitalised name, making up the rest of its clause, locates that name
+       (``"Monrovia, Liberia"``: the country): it is not an answer (not after an adverb:
+       ``"Geographically, ..."``).
     M3 restated question: words the question contains, repeated with the question's
        neighbouring word (``"Guinea-Bissau"`` for ``Bissau``, ``"capital of Luxembourg"``,
        ``"Europe or North America"``) or as a possessive (``"Luxembourg's"``), restate the
@@ -95,8 +103,11 @@ Which mention counts
        ``ended`` (``"Lisbon's status as capital ended in 2027"``; not after a preposition,
        ``"In 1991 the war ended"``, nor when the question asks with the verb). With both
        answers named, ``<noun> of X`` (not a name's own ``of``: ``"the Hashemite Kingdom of
-       Jordan"``). A proverb ending is negated only by a clause that opens with the negation
-       (``"X, not Y"``).
+       Jordan"``). ``"X, or rather Y"`` (``"or more precisely"``) corrects X. A clause of
+       ``not`` and the question's thing (its capitalised words) and no answer denies the
+       answers of the clause before it when that clause does not answer the question (``"Mary
+       Shelley wrote Frankenstein, not The Magic Flute"``). A proverb ending is negated only by
+       a clause that opens with the negation (``"X, not Y"``).
     M5 another rank: in a clause with a rank the question lacks (``"the second person"`` for
        ``"the first person"``; ``"third-largest city"`` when the question asks for a capital)
        a mention does not answer the question.
@@ -114,23 +125,36 @@ Which clause asserts
     C2 taken back: a reported answer is taken back by a denial in its clause (``"the text is
        wrong about Kyoto"``) or by a later clause naming no answer that denies, doubts or
        contrasts (``"..., but that is wrong"``, ``"..., but I can't confirm that"``,
-       ``"... This is incorrect."``); a belief by any later contrast.
+       ``"... This is incorrect."``); a belief by any later contrast. Across sentences, a
+       sentence read after them (R2; every sentence for yes/no) that opens with a verdict or
+       with the real world (``"In reality, ..."``, ``"Actually, ..."``, ``"Historically,
+       ..."``) takes back the reports before it.
     C3 conceded: in ``"while/although X, Y"`` (or ``"Y, although X"``) X is conceded when a main
        clause is reported or marked as the answer (``in fact``, ``actually``, ``really``,
        ``in reality``, ``still``, ``correct``, ``real``, ``the answer is``). A report set with
        ``instead`` against an asserted or believed answer named before it is conceded (``"Hong
        Kong is traditionally called ...; the passage attributes it to Singapore instead."``).
+       A concession after a reported answer of the other side, in the model's own words and
+       answering the question (marked, or in the question's words), is the model's answer
+       set against the report, not conceded (``"The passage credits Edison, though The Scream
+       was painted by Munch."``, ``"According to the passage, Canada ..., although Russia is
+       actually larger."``), unless it reports too (``"..., though it also mentions Tokyo"``)
+       or speaks of a former state: former words (``used to``, ``before``, ``once``, ``long``)
+       or the past tense where the question asks in the present (``"..., although Tokyo was
+       the capital"``).
     C4 refused: a clause that refuses (``"I can't"``, ``"I'm sorry"``, ``"discriminatory"``)
        asserts nothing.
     C5 decision: asserted mentions decide, then reported ones not taken back, then beliefs,
        then conceded ones. Among asserted ones, those in a clause that answers the question
-       (its words, the answer alone, or marked) beat the rest, marked ones (``"the answer
-       is X"``) beat unmarked ones, and a proverb's final word beats its first word. An
-       asserted answer in a clause that does not answer is a remark when a reported answer of
-       the other side answers the question (``"According to the passage, Kyoto is the
-       capital, but Tokyo is larger."``), and nothing is decided when neither answers. Among
+       (its words outside any answer, the answer alone, or marked) beat the rest, marked ones
+       (``"the answer is X"``) beat unmarked ones, and a proverb's final word beats its first
+       word (an answer offered together with one that wins stays with it). An asserted
+       answer in a clause that does not answer is a remark when a reported answer of the
+       other side answers the question (``"According to the passage, Kyoto is the capital, but
+       Tokyo is larger."``), and nothing is decided when neither answers. Among
        the mentions that decide, the first one named counts; both count when offered together
-       (``"X or Y"``, ``"X and Y"``, ``"X/Y"``).
+       (``"X or Y"``, ``"X and Y"``, ``"X/Y"``; after ``"or,"`` opening a clause or the next
+       sentence: ``'X - or, to end in "joy": Y'``, ``"X. Or, as you asked: Y"``).
 
 Yes/no answers (both answers are ``yes``/``no``: ConflictQA)
     Y1 words: ``yes``/``no``/``true``/``false`` opening a sentence (before punctuation, the end
@@ -140,15 +164,23 @@ Yes/no answers (both answers are ``yes``/``no``: ConflictQA)
        only an affirmation or a denial, after ``that's``/``it is`` (``"Absolutely."``,
        ``"That's true."``, ``"Correct."``, ``"I think so."``, ``"Of course not."``, ``"Not
        likely"``, ``"It is unlikely"``, ``"That's wrong."``, ``"I don't think so."``); ``"Yes
-       and no"`` offers both.
-    Y2 claims: a clause of the first sentence that restates the question's claim answers it:
-       yes when its negations (``not``, ``n't``, ``never``, ``unable``, a negative prefix on a
-       word of the question: ``untrustworthy``) match the question's in parity, else no. A
-       restatement may end with a qualifier only when it names every content word of the
-       question (``"A greyhound can walk on two legs for short periods"``); under a frame
-       after ``that`` whose negatives flip it (``"There is no evidence that ..."``); or as the
-       question's auxiliary (``"It doesn't."``, ``"Of course it would"``). A hedge (``may``,
-       ``might``, ``depends``) or a question mark answers nothing.
+       and no"`` and ``"It could be yes or no"`` offer both.
+    Y2 claims: a clause of the first sentence, or of a later one that opens with a contrast
+       or the real world (``"In reality, Bach never won a Grammy."``), that restates the
+       question's claim answers it: yes when its negations (``not``, ``n't``, ``never``,
+       ``unable``, a negative prefix on a word of the question: ``untrustworthy``, the
+       opposite of one from a fixed table, with the question's words in its order: ``north``
+       for ``South``) match the question's in parity, else no. A name of the question is one
+       word that a restatement may give by one of its words (``"Bach"`` for ``"Johann
+       Sebastian Bach"``); an irregular past is its verb (``won`` for ``win``). A clause of
+       ``not`` and the question's words (``"..., not the Byzantine one"``) after clauses that
+       restate the rest with at most two words of their own (the substitute: ``"Ivan the
+       Terrible used the Julian calendar"``) denies the claim. A restatement may end with a
+       qualifier only when it names every content word of the question (``"A greyhound can
+       walk on two legs for short periods"``); under a frame after ``that`` whose negatives
+       flip it (``"There is no evidence that ..."``); or as the question's auxiliary (``"It
+       doesn't."``, ``"Of course it would"``). A hedge (``may``, ``might``, ``depends``) or a
+       question mark answers nothing.
     Y3 decision: clauses frame words and claims as in C1-C4; asserted words decide, then
        asserted claims, then reported words, then reported claims; answers that contradict
        each other count for neither.

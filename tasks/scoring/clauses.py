@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from .mentions import _COPULA, _DENIAL_WORDS, Mention
-from .tables import _FUNCTION_WORDS, _QUESTION_STOP
+from .tables import _FUNCTION_WORDS, _QUESTION_STOP, IRREGULAR_PAST
 from .text import ARTICLES, Word, _has, _texts
 
 _CLAUSE_PUNCT = re.compile(r"[,;:()\[\]\u2014\u2013]|\s-\s")
@@ -22,7 +22,8 @@ _REPORT_VERBS = frozenset(
     "reported name names named list lists listed give gives gave credit credits credited "
     "attribute attributes attributed describe describes described place places placed argue "
     "argues argued assert asserts asserted write writes wrote identify identifies identified "
-    "refer refers referred put puts explain explains explained".split()
+    "refer refers referred put puts explain explains explained discuss discusses "
+    "discussed".split()
 )
 _PASSIVE_REPORTS = frozenset("named mentioned cited credited listed given stated".split())
 _SAYINGS = frozenset("proverb saying quote version idiom expression phrase adage".split())
@@ -90,6 +91,7 @@ class Clause:
     doubts: bool = False
     answer_marked: bool = False  # C5: "the answer is", "in fact", "actually"
     deviates: bool = False  # C3: "instead" (not "instead of"): set against what came before
+    reality: bool = False  # C2: opens with "In reality", "Actually", "Historically"
 
 
 def _reported(texts: list[str]) -> bool:
@@ -136,7 +138,19 @@ def _clause(texts: list[str], start: int, end: int) -> Clause:
         doubts=any(_has(part, p) for p in _DOUBTS),
         answer_marked=any(_has(part, p) for p in _ANSWER_MARKERS),
         deviates="instead" in part and not _has(part, ("instead", "of")),
+        reality=_opens_with_reality(part),
     )
+
+
+# C2: what opens a sentence that sets the real world against a report before it.
+_REALITY = (("in", "reality"), ("in", "truth"), ("in", "real", "life"), ("actually",),
+            ("historically",), ("in", "the", "real", "world"))  # fmt: skip
+
+
+def _opens_with_reality(part: list[str]) -> bool:
+    """C2: ``"In reality, ..."``, ``"But actually ..."``, ``"Historically, ..."``."""
+    part = part[1:] if part[:1] in (["but"], ["however"], ["yet"]) else part
+    return any(tuple(part[: len(p)]) == p for p in _REALITY)
 
 
 def clauses_of(words: list[Word]) -> list[Clause]:
@@ -148,6 +162,16 @@ def clauses_of(words: list[Word]) -> list[Clause]:
             bounds.append(i)
     bounds.append(len(words))
     return [_clause(texts, a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def _opens_alternative(words: list[Word], start: int, end: int) -> bool:
+    """C5: ``"or,"`` opening a clause in ``words[start:end]`` (after punctuation, or first in
+    the sentence: ``"X - or, to end in "joy": Y"``, ``"X. Or, as you asked: Y"``)."""
+    for i in range(max(start, 0), end):
+        opens = i == 0 or bool(re.search(r"[,;:(\u2014\u2013]|\s-\s", words[i - 1].glue))
+        if words[i].text == "or" and opens and words[i].glue.strip().startswith(","):
+            return True
+    return False
 
 
 def _bare(texts: list[str], clause: Clause, m: Mention) -> bool:
@@ -246,9 +270,10 @@ def _frame(
     _extend_frames(words, clauses, mentions)
     main_marked = any((c.marked or c.reported) and not c.concessive for c in clauses)
     asked = words[-1].glue.strip().startswith("?") if words else False
+    named = {i for m in mentions for i in range(m.start, m.end)}
     for m in mentions:
         c = next(c for c in clauses if c.start <= m.start < c.end)
-        outside = set(texts[c.start : m.start] + texts[m.end : c.end])
+        outside = {texts[i] for i in range(c.start, c.end) if i not in named}  # not an answer's
         m.answers = c.marked or c.reported or _bare(texts, c, m) or bool(outside & question_words)
         clause_ranks = _ORDINALS.intersection(texts[c.start : c.end]) - ranks
         mismatch = bool(clause_ranks) and (bool(ranks) or bool(keys) and not keys & outside)
@@ -257,6 +282,8 @@ def _frame(
         m.subordinate, m.marked = c.concessive, c.answer_marked
         m.taken_back = m.status != "refused" and _denied_in(texts, c, m)
     _later_clauses(clauses, mentions)
+    _own_concessions(texts, clauses, mentions, qwords)
+    _denied_for_the_thing(texts, clauses, mentions, entities - _FUNCTION_WORDS)
 
 
 def _later_clauses(clauses: list[Clause], mentions: list[Mention]) -> None:
@@ -280,14 +307,70 @@ def _later_clauses(clauses: list[Clause], mentions: list[Mention]) -> None:
                     m.status = "conceded"
 
 
+# C3: words of a concession about a former state ("although Tokyo used to be the capital").
+_FORMER_STATE = frozenset(
+    "before previously formerly once long traditionally historically originally until till "
+    "earlier former used old ago".split()
+)
+_PAST = frozenset({"was", "were", "had", "did"} | set(IRREGULAR_PAST))
+
+
+def _past(words: list[str]) -> bool:
+    """Any verb in the past tense (``was``, ``painted``, ``won``)?"""
+    return any(w in _PAST or (w.endswith("ed") and len(w) > 4) for w in words)
+
+
+def _own_concessions(
+    texts: list[str], clauses: list[Clause], mentions: list[Mention], qwords: tuple[str, ...]
+) -> None:
+    """C3, in place: a concession after a reported answer, in the model's own words and
+    answering the question (marked, or in the question's words), is the model's answer set
+    against the report (``"The passage credits Edison, though The Scream was painted by
+    Munch."``): it is asserted, not conceded; unless it speaks of a former state (former words,
+    or the past tense where the question asks in the present: ``"..., although Tokyo was the
+    capital"``) or reports (``"..., though it also mentions Tokyo"``)."""
+    for m in mentions:
+        c = next(c for c in clauses if c.start <= m.start < c.end)
+        if m.status != "conceded" or not c.concessive or not m.answers:
+            continue
+        part = texts[c.start : m.start] + texts[m.end : c.end]
+        if _FORMER_STATE.intersection(part) or (_past(part) and not _past(list(qwords))):
+            continue
+        if _REPORT_VERBS.intersection(part):
+            continue  # "though it also mentions Tokyo": a report too
+        reports = [
+            o for o in mentions if o.start < c.start and o.side != m.side and o.status == "reported"
+        ]
+        if any(not o.subordinate for o in reports):
+            m.status = "asserted"
+
+
+def _denied_for_the_thing(
+    texts: list[str], clauses: list[Clause], mentions: list[Mention], things: frozenset[str]
+) -> None:
+    """M4, in place: ``"X wrote Frankenstein, not The Magic Flute"``: a clause opening with
+    ``not`` that names the question's thing (its capitalised words) and no answer denies the
+    answers of the clause before it, when that clause does not answer the question."""
+    for before, c in zip(clauses, clauses[1:], strict=False):
+        words = [w for w in texts[c.start : c.end] if w not in ARTICLES]
+        if words[:1] != ["not"] or not things.intersection(words):
+            continue
+        if any(c.start <= m.start < c.end for m in mentions):
+            continue
+        for m in mentions:
+            if before.start <= m.start < before.end and m.status == "asserted" and not m.answers:
+                m.taken_back = True
+
+
 def _take_back(earlier: list[Mention], clauses: list[Clause], found: list[Mention]) -> None:
-    """C2 across sentences: a verdict or contrast opening the next sentence takes back."""
+    """C2 across sentences: a verdict, a contrast or the real world (``"In reality, ..."``)
+    opening the next sentence takes back."""
     first = min((m.start for m in found), default=10**9)
     for c in clauses:
         if c.start >= first:
             break
         for m in earlier:
-            if c.denies and m.status in ("reported", "belief"):
+            if (c.denies or c.reality) and m.status in ("reported", "belief"):
                 m.taken_back = True
             if c.contrast and m.status == "belief":
                 m.taken_back = True

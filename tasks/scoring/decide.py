@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .clauses import _opens_alternative
 from .mentions import Mention
 from .text import ARTICLES, Word
 
@@ -37,11 +38,28 @@ class Decision:
 
 def _offered_as_choice(words: list[Word], a: Mention, b: Mention) -> bool:
     """C5's exception: ``"Herat or Kabul"``, ``"Herat and Kabul"``, ``"Herat/Kabul"`` (only
-    ``or``/``and``, or a slash, between the two mentions)."""
+    ``or``/``and``, or a slash, between the two mentions), or the second offered after
+    ``"or,"`` opening a clause (``"... heart is (or, ending in "lies": ... lies)"``)."""
     first, second = sorted((a, b), key=lambda m: m.start)
     between = [w.text for w in words[first.end : second.start] if w.text not in ARTICLES]
     slash = first.end == second.start and words[first.end - 1].glue.strip() == "/"
-    return between in (["or"], ["and"]) or slash
+    alternative = _opens_alternative(words, first.end, second.start)
+    return between in (["or"], ["and"]) or slash or alternative
+
+
+def _together(reading: Reading, a: Mention, b: Mention) -> str:
+    """C5: how two mentions are offered together (``"the same words"``, ``"offered as a
+    choice"``: ``"X or Y"``, or ``"X. Or, ... Y"`` in the next sentence), else ``""``."""
+    if a.sentence == b.sentence:
+        if a.start == b.start:
+            return "the same words"
+        if _offered_as_choice(reading.sentences[a.sentence], a, b):
+            return "offered as a choice"
+    elif abs(a.sentence - b.sentence) == 1:
+        later = max(a, b, key=lambda m: m.sentence)
+        if _opens_alternative(reading.sentences[later.sentence], 0, 1):
+            return "offered as a choice"
+    return ""
 
 
 def _first_named(mentions: list[Mention], reading: Reading) -> tuple[int, int, str]:
@@ -53,11 +71,9 @@ def _first_named(mentions: list[Mention], reading: Reading) -> tuple[int, int, s
     if cf is None or param is None:
         side = CF if cf else PARAM
         return int(side == CF), int(side == PARAM), _SIDE_NAME[side]
-    if cf.sentence == param.sentence:
-        if cf.start == param.start:
-            return 1, 1, "both answers, the same words"
-        if _offered_as_choice(reading.sentences[cf.sentence], cf, param):
-            return 1, 1, "both answers, offered as a choice"
+    together = _together(reading, cf, param)
+    if together:
+        return 1, 1, f"both answers, {together}"
     side = CF if (cf.sentence, cf.start) < (param.sentence, param.start) else PARAM
     other = PARAM if side == CF else CF
     return (
@@ -121,6 +137,11 @@ def decide_entities(reading: Reading) -> Decision:
         suffix += " (the other, asserted answer is a remark)"
     for better in (lambda m: m.answers, lambda m: m.marked, lambda m: not m.opening):
         preferred = [m for m in by["asserted"] if better(m)]
+        preferred += [  # an answer offered with a preferred one stays ("X - or, ...: Y")
+            m
+            for m in by["asserted"]
+            if m not in preferred and any(_together(reading, m, p) for p in preferred)
+        ]
         if preferred and len(preferred) < len(by["asserted"]):
             by["asserted"] = preferred  # C5: answering, marked, quote-final mentions first
     for level, rule in _LEVELS:

@@ -10,6 +10,7 @@ from .clauses import (
     _VERDICT_WORDS,
     Clause,
     _frame,
+    _opens_alternative,
     _take_back,
     clauses_of,
 )
@@ -26,11 +27,13 @@ from .mentions import (
     _find_initials,
     _find_joined,
     _find_parts,
+    _locator,
     _longer_name,
     _negated,
     _thing_named,
     ending_positions,
 )
+from .tables import _FUNCTION_WORDS
 from .text import ARTICLES, Span, Word, _contains_seq, _has, _texts, split_sentences, words_of
 
 
@@ -52,6 +55,7 @@ def _restarts(words: list[Word], prompt: tuple[str, ...]) -> bool:
 def _raw_spans(words: list[Word], k: int, raw: str, sides: Sides) -> dict[str, list[tuple]]:
     """Per side, (span, needle) of every form found, before M1-M4."""
     texts = _texts(words)
+    lower = not any(w.cap for w in words)  # F3: a surname also in lower case ("mussolini")
     found: dict[str, list[tuple]] = {}
     for side, needles in sides.needles.items():
         first_ok = k == 0 and any(_continues(raw, a) for a in sides.answers[side])
@@ -62,11 +66,18 @@ def _raw_spans(words: list[Word], k: int, raw: str, sides: Sides) -> dict[str, l
             for span in _spans_of(words, texts, n):
                 if n.sentence_end and not _at_ending(span, ends):
                     continue
-                if (n.capital and not words[span[0]].cap) or (n.common and words[span[0]].cap):
+                uncapitalised = n.capital and not words[span[0]].cap
+                alone = lower and n.surname and _alone(texts, span)
+                if (uncapitalised and not alone) or (n.common and words[span[0]].cap):
                     continue
                 spans.append((span, n))
         found[side] = spans
     return found
+
+
+def _alone(texts: list[str], span: Span) -> bool:
+    """F3: the sentence is the mention and function words only (``" it was mussolini."``)."""
+    return all(w in _FUNCTION_WORDS for w in texts[: span[0]] + texts[span[1] :])
 
 
 def _spans_of(words: list[Word], texts: list[str], n: Needle) -> list[Span]:
@@ -85,16 +96,24 @@ def _inside(a: Span, b: Span) -> bool:
     return b[0] <= a[0] and a[1] <= b[1] and b[1] - b[0] > a[1] - a[0]
 
 
+_CITY_KINDS = frozenset({"city", "capital", "town"})  # M2: a place named after a city locates it
+
+
 def _dropped(
     words: list[Word], span: Span, n: Needle, side: str, sides: Sides, clause: Span
 ) -> str:
-    """M2-M3 for one found form: ``"longer"`` (another name), ``"copied"`` (the question's
-    or the instruction's words), ``""`` when it stays a mention."""
+    """M2-M3 for one found form: ``"longer"`` (another name), ``"locator"`` (the country of
+    the place before it), ``"copied"`` (the question's or the instruction's words), ``""`` when
+    it stays a mention."""
     if n.sentence_end or n.with_articles or n.parts:
         return "copied" if _announces(words, clause, span, sides.instruction) else ""
     exempt = n.modifier or n.words[0].isdigit() or (sides.person and not n.derived)
     if not exempt and _longer_name(words, span, sides.own[side], sides.kinds):
         return "longer"  # M2
+    names = set().union(*sides.own.values()) | sides.entities
+    city = bool(_CITY_KINDS & sides.kinds)  # the question asks for a city
+    if city and not n.modifier and _locator(words, span, clause, names):
+        return "locator"  # M2: "Monrovia, Liberia"
     if (
         _copied(words, span, n, sides.qwords)
         or _thing_named(_texts(words), span, clause, sides)
@@ -153,8 +172,11 @@ def _verdict(words: list[Word], found: list[Mention]) -> bool:
 
 
 def _reads_on(prev: tuple, words: list[Word], clauses: list[Clause], mentions: list) -> bool:
-    """R2: is the next sentence read? (nothing asserted yet is checked by the caller)."""
+    """R2: is the next sentence read? (nothing asserted yet is checked by the caller, except
+    before an alternative: ``"X. Or, ..."``)."""
     prev_words, prev_found = prev
+    if _opens_alternative(words, 0, 1):
+        return True
     if _verdict(prev_words, prev_found) or prev_words[-1].glue.strip().startswith("?"):
         return True
     opens = clauses[0]
@@ -184,7 +206,8 @@ def read_entities(line: str, sides: Sides) -> Reading:
         reading.sentences.append(words)
         reading.copied = reading.copied or copied
         reading.mentions += found
-        if any(m.status == "asserted" and not m.taken_back for m in reading.mentions):
+        asserted = any(m.status == "asserted" and not m.taken_back for m in reading.mentions)
+        if asserted and not (k + 1 < len(raws) and _opens_alternative(words_of(raws[k + 1]), 0, 1)):
             break
         prev = (words, found)
     return reading

@@ -44,6 +44,7 @@ class Needle:
     initialism: bool = False  # F2 "NYC": one word in capitals (or "U.S.A." letter by letter)
     initials: bool = False  # F3 given names as initials or written out ("J.R.R." = "John ...")
     common: bool = False  # F5 a plural counted only in lower case ("elephants")
+    surname: bool = False  # F3 a surname: also in a sentence written in lower case ("mussolini")
 
 
 _PAREN = re.compile(r"\(([^)]*)\)")
@@ -130,13 +131,15 @@ def _person_forms(raw: str) -> list[Needle]:
         texts = texts[1:]
         found.append(tuple(t for t in texts if t not in ARTICLES))
     last = texts[-1]
+    surnames: list[tuple[str, ...]] = []
     if texts[-2] not in ARTICLES and not re.fullmatch(r"[ivxlc]+|\d+", last) and len(last) >= 3:
-        found.append((last,))
+        surnames.append((last,))
         if texts[-2] in _PARTICLES:
-            found.append((texts[-2], last))
+            surnames.append((texts[-2], last))
     if len(texts[0]) >= 3 and texts[0] not in _PARTICLES:
         found.append((texts[0],))  # "Galileo", "Mao", "Napoleon": the name alone
     needles = [Needle(f, derived=True, capital=len(f) == 1) for f in found]
+    needles += [Needle(f, derived=True, capital=len(f) == 1, surname=True) for f in surnames]
     content = tuple(t for t in texts if t not in ARTICLES)
     return needles + [Needle(content, derived=True, initials=True)]
 

@@ -34,7 +34,7 @@ _DENIAL_WORDS = frozenset(
     "wrongly falsely contrary fiction fictional fictitious fabricated counterfactual".split()
 )
 _NOT_AFTER = _DENIAL_WORDS | {"not", "never", "isn", "wasn", "aren", "weren"}
-_STRONG_BREAK = re.compile(r"[.!?;\u2014\u2013]|\s-\s")  # F7: an ending may stand before these
+_STRONG_BREAK = re.compile(r"[.!?;\u2014\u2013]|\s-\s|\s\(")  # F7: an ending may stand before these
 _QUOTES_OPEN = re.compile(r"[\"\u201c]|(?:^|\s)['\u2018]")
 _QUOTES_CLOSE = re.compile(r"[\"\u201d]|['\u2019](?:\s|$|[.,;:!?])")
 
@@ -176,6 +176,22 @@ def _longer_name(
     after = end < len(words) and words[end - 1].glue.strip() in ("", "-")
     after = after and words[end].text not in kinds
     return (before and _joined(words, start - 1, own)) or (after and _joined(words, end, own))
+
+
+def _locator(words: list[Word], span: Span, clause: Span, names: set[str]) -> bool:
+    """M2: ``"Monrovia, Liberia"``: a mention that makes up the rest of its clause right
+    after a comma that follows a capitalised name of neither answer nor the question
+    (``names``: the words of both answers and the question's named things) locates that
+    name (its country or region): it is not an answer."""
+    start, end = span
+    if start < 1 or end != clause[1] or words[start - 1].glue.strip() != ",":
+        return False
+    if any(w.text not in ARTICLES for w in words[clause[0] : start]):
+        return False  # the clause holds more than the mention
+    name = words[start - 1]
+    exempt = _NOT_NAME | _TITLES | _PARTICLES | _ALL_DEMONYMS | names
+    adverb = start == 1 and name.text.endswith("ly")  # "Geographically, North America."
+    return name.cap and name.text not in exempt and not name.text.isdigit() and not adverb
 
 
 def _neighbour(texts: list[str], i: int, step: int) -> str | None:
@@ -336,6 +352,7 @@ def _negated(
 
 
 _PERFECT = frozenset({"has", "have", "had"})
+_MORE_EXACTLY = (["more", "precisely"], ["more", "accurately"], ["more", "correctly"])
 
 
 def _negated_after(
@@ -360,5 +377,7 @@ def _negated_after(
             return True  # "X was the capital until 2027": a former answer
     if (after[:1] and after[0] in _DENIAL_WORDS) or _former_of_asked(after[:2], qwords):
         return True  # "X is wrong", "X, the former capital"
+    if after[:1] == ["or"] and (after[1:2] == ["rather"] or after[1:3] in _MORE_EXACTLY):
+        return True  # "X, or rather Y": X corrected
     subject = not (prev[-1:] and prev[-1] in _PREPOSITIONS)  # not "In 1991 the war ended"
     return subject and _former(texts[end:clause_end], qwords)

@@ -98,7 +98,9 @@ _NOT_NAME = _FUNCTION_WORDS | frozenset(
     "within into through across located probably perhaps maybe definitely certainly clearly "
     "only just still even always never both either neither each every all some many most more "
     "less few several first second last next former formerly currently historically "
-    "originally officially likely possibly obviously undoubtedly".split()
+    "originally officially likely possibly obviously undoubtedly hmm ah um uh er wow therefore "
+    "hence anyway besides otherwise meanwhile overall instead nevertheless nonetheless "
+    "furthermore moreover".split()
 )
 # C5 and Y2: words of a question that say nothing about its content.
 _QUESTION_STOP = _FUNCTION_WORDS | frozenset("name known".split())
@@ -152,3 +154,33 @@ def parse_number_words(words: tuple[str, ...]) -> int | None:
 _MONTHS = frozenset(
     "january february march april may june july august september october november december".split()
 )
+
+
+# Y2: past forms of irregular verbs a restated claim may use ("Did Bach ever win ...?" ->
+# "Bach never won ..."), each to its base form.
+IRREGULAR_PAST: dict[str, str] = {
+    "won": "win", "wrote": "write", "written": "write", "made": "make", "gave": "give",
+    "given": "give", "took": "take", "taken": "take", "went": "go", "gone": "go", "ate": "eat",
+    "eaten": "eat", "saw": "see", "seen": "see", "found": "find", "built": "build",
+    "grew": "grow", "grown": "grow", "spoke": "speak", "spoken": "speak", "sang": "sing",
+    "sung": "sing", "drew": "draw", "drawn": "draw", "flew": "fly", "flown": "fly",
+    "fought": "fight", "taught": "teach", "thought": "think", "bought": "buy",
+    "brought": "bring", "caught": "catch", "held": "hold", "led": "lead", "left": "leave",
+    "lost": "lose", "met": "meet", "paid": "pay", "ran": "run", "sold": "sell", "sent": "send",
+    "told": "tell", "knew": "know", "known": "know", "began": "begin", "begun": "begin",
+    "became": "become", "came": "come", "drank": "drink", "drove": "drive", "driven": "drive",
+    "fell": "fall", "fallen": "fall", "felt": "feel", "got": "get", "kept": "keep",
+    "wore": "wear", "worn": "wear", "swam": "swim", "threw": "throw", "thrown": "throw",
+    "sat": "sit", "stood": "stand", "understood": "understand", "chose": "choose",
+    "chosen": "choose", "froze": "freeze", "frozen": "freeze", "hid": "hide", "hidden": "hide",
+    "rode": "ride", "ridden": "ride", "shot": "shoot", "slept": "sleep", "spent": "spend",
+    "struck": "strike",
+}  # fmt: skip
+# Y2: words whose opposite restates a claim negated ("north of" for "south of").
+OPPOSITES = frozenset(
+    frozenset(pair.split())
+    for pair in ("north south", "east west", "above below", "before after", "more less",
+                 "larger smaller", "higher lower", "older younger", "hotter colder",
+                 "inside outside", "earlier later", "longer shorter", "northern southern",
+                 "eastern western", "male female")
+)  # fmt: skip

@@ -3,17 +3,20 @@ decision."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .clauses import Clause, _frame, _take_back, clauses_of
 from .decide import _STATUS_WORDS, CF, PARAM, Decision, Reading, _first_named, _others
 from .forms import Needle
 from .mentions import Mention
-from .tables import _QUESTION_STOP
-from .text import Word, _stems, _texts, split_sentences, words_of
+from .tables import _PARTICLES, _QUESTION_STOP, IRREGULAR_PAST, OPPOSITES
+from .text import ARTICLES, Word, _stems, _texts, split_sentences, words_of
 
 _YES, _NO = frozenset({"yes", "yeah", "yep", "true"}), frozenset({"no", "nope", "false"})
 _PRONOUNS = frozenset("it they he she there that this you we i".split())
 _LEADERS = frozenset("answer so well oh and".split())
 _AFTER_CUES = frozenset("is say says said so then a".split())
+_PAIR_CUES = _AFTER_CUES | {"answer", "be"}  # Y1: before "yes or no" ("It could be yes or no")
 _NEG_WORDS = frozenset(
     "not never no none nobody nothing nowhere neither nor cannot without".split()
 )
@@ -30,7 +33,7 @@ _HEDGES = frozenset(
 )
 _AFFIRM = frozenset(
     "indeed actually really certainly definitely absolutely surely sure fact also still true "
-    "course yes".split()
+    "course yes reality truth".split()
 )
 
 
@@ -79,6 +82,7 @@ def _yes_no_at(words: list[Word], clauses: list[Clause], i: int) -> bool | None:
     leading = all(t in _LEADERS for t in texts[:i])
     short = leading and len(texts) - i <= 2  # "No way.", "Yes indeed."
     cued = i > 0 and texts[i - 1] in _AFTER_CUES | {"answer"}
+    pair_cued = i > 0 and texts[i - 1] in _PAIR_CUES
     clause = next(c for c in clauses if c.start <= i < c.end)
     alone = [t for t in texts[clause.start : clause.end] if t not in _LEADERS | {"but", "then"}]
     joined = {*texts[i + 1 : i + 3], *texts[max(0, i - 2) : i]}
@@ -86,8 +90,8 @@ def _yes_no_at(words: list[Word], clauses: list[Clause], i: int) -> bool | None:
     repeated = bool(alone) and set(alone) == {word}  # "No.", "no no no"
     if (leading and (ends or nxt in _PRONOUNS)) or short or (ends and cued) or repeated:
         return word in _YES
-    if pair and (leading or texts[max(0, i - 2) : i - 1] in (["yes"], ["no"])):
-        return word in _YES
+    if pair and (leading or pair_cued or texts[max(0, i - 2) : i - 1] in (["yes"], ["no"])):
+        return word in _YES  # "Yes and no", "It could be yes or no"
     return None
 
 
@@ -101,36 +105,99 @@ def _negation_at(texts: list[str], i: int) -> bool:
     return w in _NEG_WORDS | _NEG_PREDICATES or (w == "t" and i > 0 and texts[i - 1] in _NT)
 
 
-def _claim(texts: list[str], qtexts: list[str]) -> bool | None:
+@dataclass(frozen=True)
+class Asked:
+    """A yes/no question as Y2 reads it: its folded words and its content units (a name of
+    capitalised words is one unit, ``"Johann Sebastian Bach"``: a restatement may name it by
+    one of its words, ``"Bach"``)."""
+
+    texts: tuple[str, ...]
+    units: tuple[tuple[str, ...], ...]
+
+    @property
+    def stems(self) -> set[str]:
+        return set().union(*(_claim_stems(w) for u in self.units for w in u))
+
+    def stems_of(self, k: int) -> set[str]:
+        """The stems of unit ``k``."""
+        return set().union(*(_claim_stems(w) for w in self.units[k]))
+
+
+_CLAIM_SKIP = (_QUESTION_STOP | _AFFIRM | {"ever"}) - _NEG_WORDS  # "Did X ever win?"
+
+
+def asked(question: str) -> Asked:
+    """The question's words and content units (Y2)."""
+    words, units = words_of(question), []
+    joined = False  # the last unit is a name that may go on ("Ivan the Terrible")
+    for i, w in enumerate(words):
+        if joined and w.text in ARTICLES | _PARTICLES:
+            continue
+        if w.text in _CLAIM_SKIP or w.text in _NEG_WORDS:
+            joined = False
+            continue
+        name = w.cap and i > 0
+        if name and joined:
+            units[-1] = (*units[-1], w.text)
+        else:
+            units.append((w.text,))
+        joined = name
+    return Asked(tuple(_texts(words)), tuple(units))
+
+
+def _claim_stems(word: str) -> set[str]:
+    """:func:`_stems` and the base form of an irregular past (``"won"`` -> ``"win"``)."""
+    return _stems(word) | ({IRREGULAR_PAST[word]} if word in IRREGULAR_PAST else set())
+
+
+def _opposite(word: str, q: Asked) -> set[str]:
+    """Y2: the question's words that ``word`` is the opposite of (``north`` for ``South``)."""
+    return {w for u in q.units for w in u if frozenset((word, w)) in OPPOSITES}
+
+
+def _unit_at(found: set[str], q: Asked, last: int) -> int:
+    """The index of the question's unit a restated word names: the first at or after the
+    last one named (``"Lake"`` of ``"Lake Michigan"`` after ``"Lake Superior"``)."""
+    units = [k for k in range(len(q.units)) if found & q.stems_of(k)]
+    return min((k for k in units if k >= last), default=units[0])
+
+
+def _claim(texts: list[str], q: Asked) -> bool | None:
     """Y2: yes/no when ``texts`` (a clause) restates the question's claim, else None.
 
-    Every content word must be the question's (or one with a negative prefix: ``untrustworthy``),
-    except a qualifier after the restatement when it names all of the question's content words
-    (``"... can walk on two legs for short periods"``); negations count up to the claim's end.
+    Every content word must be the question's (or one with a negative prefix: ``untrustworthy``,
+    or its opposite: ``north`` for ``south``, both negating; an opposite only with the
+    question's words in the question's order), except a qualifier after the restatement when
+    it names all of the question's content units (``"... can walk on two legs for short
+    periods"``); negations count up to the claim's end.
     """
-    skip = (_QUESTION_STOP | _AFFIRM) - _NEG_WORDS
-    q_content = [w for w in qtexts if w not in skip and w not in _NEG_WORDS]
-    q_stems = set().union(*(_stems(w) for w in q_content)) if q_content else set()
-    negations, matched, extra_at = 0, set(), None
+    q_stems = q.stems
+    negations, matched, extra_at, order, swapped = 0, set(), None, [], False
     for i, w in enumerate(texts):
         if _negation_at(texts, i):
             negations += extra_at is None
-        elif w in _HEDGES and w not in qtexts:
+        elif w in _HEDGES and w not in q.texts:
             return None
-        elif w not in skip:
+        elif w not in _CLAIM_SKIP and extra_at is None:
             prefixed = next((w[len(p) :] for p in _NEG_PREFIXES if w.startswith(p)), "")
-            if extra_at is None and _stems(w) & q_stems:
-                matched |= _stems(w) & q_stems
-            elif extra_at is None and prefixed and _stems(prefixed) & q_stems:
-                negations, matched = negations + 1, matched | (_stems(prefixed) & q_stems)
-            elif extra_at is None:
+            opposite = _opposite(w, q)
+            if _claim_stems(w) & q_stems:
+                found = _claim_stems(w) & q_stems
+            elif (prefixed and _stems(prefixed) & q_stems) or opposite:
+                found = _stems(prefixed) & q_stems if prefixed else set()
+                found |= set().union(*(_claim_stems(o) for o in opposite))
+                negations, swapped = negations + 1, swapped or bool(opposite)
+            else:
                 extra_at = i  # content the question does not have: a qualifier, or no claim
-    covered = sum(1 for w in q_content if _stems(w) & matched)
-    if len(matched) < 2 or covered < (
-        len(q_content) if extra_at is not None else 0.6 * len(q_content)
-    ):
+                continue
+            matched |= found
+            order.append(_unit_at(found, q, order[-1] if order else 0))
+    if swapped and order != sorted(order):
+        return None  # "The USA is south of Canada" for "Is Canada north of the USA?": a converse
+    covered = sum(1 for u in q.units if any(_claim_stems(w) & matched for w in u))
+    if len(matched) < 2 or covered < (len(q.units) if extra_at is not None else 0.6 * len(q.units)):
         return None
-    q_neg = sum(_negation_at(qtexts, i) for i in range(len(qtexts)))
+    q_neg = sum(_negation_at(list(q.texts), i) for i in range(len(q.texts)))
     return (negations - q_neg) % 2 == 0
 
 
@@ -145,7 +212,7 @@ _FRAME_WORDS = frozenset(
 _FRAME_NEGATIVES = frozenset("no not impossible false cannot t nothing doubt".split())
 
 
-def _embedded_claim(part: list[str], qtexts: list[str]) -> bool | None:
+def _embedded_claim(part: list[str], q: Asked) -> bool | None:
     """Y2: ``<frame> that <restated claim>``; the frame's negatives flip the claim."""
     if "that" not in part:
         return None
@@ -153,7 +220,7 @@ def _embedded_claim(part: list[str], qtexts: list[str]) -> bool | None:
     head, claim = part[:j], part[j + 1 :]
     if not head or not all(w in _FRAME_WORDS for w in head):
         return None
-    said = _claim(claim, qtexts)
+    said = _claim(claim, q)
     if said is None:
         return None
     return said == (sum(w in _FRAME_NEGATIVES for w in head) % 2 == 0)
@@ -162,41 +229,74 @@ def _embedded_claim(part: list[str], qtexts: list[str]) -> bool | None:
 _AUX_NEGATIVE = {"can": "can", "will": "won"}  # "can't", "won't"; otherwise aux + "n" ("doesn't")
 
 
-def _short_aux(texts: list[str], qtexts: list[str]) -> bool | None:
+def _short_aux(texts: list[str], q: Asked) -> bool | None:
     """Y2: a short answer in the question's own auxiliary (``"Does X ...?"`` -> ``"It does."``,
     ``"It doesn't."``, ``"Of course they can"``): yes unless negated."""
     texts = texts[2:] if texts[:2] == ["of", "course"] else texts  # "Of course it would"
-    if not qtexts or not texts or len(texts) > 5:
+    if not q.texts or not texts or len(texts) > 5:
         return None
-    aux = qtexts[0]
+    aux = q.texts[0]
     forms = {aux, aux + "n", _AUX_NEGATIVE.get(aux, aux), "cannot" if aux == "can" else aux}
-    allowed = forms | _PRONOUNS | _NEG_WORDS | _AFFIRM | {"t"} | set(qtexts)
+    allowed = forms | _PRONOUNS | _NEG_WORDS | _AFFIRM | {"t"} | set(q.texts)
     if aux not in _AUX or not forms.intersection(texts) or not set(texts) <= allowed:
         return None
     negations = sum(w in _NEG_WORDS or w == "t" for w in texts)
     return negations % 2 == 0
 
 
-def _clause_claims(words: list[Word], clauses: list[Clause], qtexts: list[str]) -> list:
+def _clause_claims(words: list[Word], clauses: list[Clause], q: Asked) -> list:
     """Y2 per clause: (start, end, yes?) for each clause that restates the question's claim,
-    alone, under a frame or as a short auxiliary answer (``"Of course it would"``)."""
+    alone, under a frame or as a short auxiliary answer (``"Of course it would"``), and a
+    claim restated with one word set against another (:func:`_substituted`)."""
     texts, found = _texts(words), []
-    short = _short_aux(texts, qtexts)
+    short = _short_aux(texts, q)
     if short is not None:
         return [(0, len(texts), short)]
     for c in clauses:
         part = texts[c.start : c.end]
-        said = _short_aux(part, qtexts)
-        said = _claim(part, qtexts) if said is None else said
-        said = _embedded_claim(part, qtexts) if said is None else said
+        said = _short_aux(part, q)
+        said = _claim(part, q) if said is None else said
+        said = _embedded_claim(part, q) if said is None else said
         if said is not None:
             found.append((c.start, c.end, said))
-    return found
+    return found or _substituted(texts, clauses, q)
 
 
-def _yes_no_mentions(k: int, words: list[Word], cf_yes: bool, qtexts: list[str]) -> list:
-    """Y1 words of one sentence, and Y2 claims of the first, as mentions (claims marked by
-    the needle ``("claim",)``), framed by C1-C4."""
+_NOT_ONLY = frozenset("only just merely even simply".split())  # "not only X": X is kept
+
+
+def _substituted(texts: list[str], clauses: list[Clause], q: Asked) -> list:
+    """Y2: ``"Ivan used the Julian calendar, not the Byzantine one."``: a clause of ``not``
+    and words of the question (and ``one``) after clauses that restate the rest of the claim
+    with at most two words of their own, the substitute: the claim is denied."""
+    q_stems = q.stems
+    for c in clauses[1:]:
+        part = [w for w in texts[c.start : c.end] if w not in ARTICLES]
+        if part[:1] != ["not"] or part[1:2] and part[1] in _NOT_ONLY:
+            continue
+        denied = set().union(*(_claim_stems(w) & q_stems for w in part[1:]))
+        if not denied or not set(part[1:]) - {"one", "ones"} <= {
+            w for w in part if _claim_stems(w) & q_stems
+        }:
+            continue
+        before = texts[: c.start]
+        content = [w for w in before if w not in _CLAIM_SKIP and w not in _NEG_WORDS]
+        matched = set().union(*(_claim_stems(w) & q_stems for w in content)) if content else set()
+        extra = [w for w in content if not _claim_stems(w) & q_stems]
+        hedged = any(w in _HEDGES for w in before) or any(
+            _negation_at(before, i) for i in range(len(before))
+        )
+        covered = all(any(_claim_stems(w) & (matched | denied) for w in u) for u in q.units)
+        if covered and not denied & matched and len(extra) <= 2 and not hedged:
+            q_neg = sum(_negation_at(list(q.texts), i) for i in range(len(q.texts)))
+            return [(c.start, c.end, q_neg % 2 == 1)]
+    return []
+
+
+def _yes_no_mentions(k: int, words: list[Word], cf_yes: bool, q: Asked) -> list:
+    """Y1 words of one sentence, and Y2 claims of the first or of one that opens with a
+    contrast (``"In reality, ..."``, ``"However, ..."``), as mentions (claims marked by the
+    needle ``("claim",)``), framed by C1-C4."""
     clauses, texts = clauses_of(words), _texts(words)
     found = []
     for c in clauses:  # Y1: a clause that is only an affirmation or a denial ("That's true.")
@@ -209,9 +309,10 @@ def _yes_no_mentions(k: int, words: list[Word], cf_yes: bool, qtexts: list[str])
         if said is not None:
             side = CF if said == cf_yes else PARAM
             found.append(Mention(side, k, i, i + 1, Needle((words[i].text,))))
-    if k == 0 and not (words and words[-1].glue.strip().startswith("?")):
+    set_against = bool(clauses) and (clauses[0].contrast or clauses[0].reality)
+    if (k == 0 or set_against) and not (words and words[-1].glue.strip().startswith("?")):
         named = {next(c.start for c in clauses if c.start <= m.start < c.end) for m in found}
-        for start, end, said in _clause_claims(words, clauses, qtexts):
+        for start, end, said in _clause_claims(words, clauses, q):
             if start not in named:
                 side = CF if said == cf_yes else PARAM
                 found.append(Mention(side, k, start, end, Needle(("claim",))))
@@ -224,10 +325,10 @@ def read_yes_no(line: str, cf_yes: bool, question: str) -> Decision:
     """Y1-Y2 for items whose answers are yes and no (``cf_yes``: the context answer is yes).
     Asserted words decide, then asserted claims, then reported words and claims; both answers
     count when offered together (``"Yes and no"``), contradictory ones for neither."""
-    reading, qtexts = Reading([], []), _texts(words_of(question))
+    reading, q = Reading([], []), asked(question)
     for k, raw in enumerate(split_sentences(line)):
         words = words_of(raw)
-        found = _yes_no_mentions(k, words, cf_yes, qtexts)
+        found = _yes_no_mentions(k, words, cf_yes, q)
         if k:
             _take_back(reading.mentions, clauses_of(words), found)
         reading.sentences.append(words)
