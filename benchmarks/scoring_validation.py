@@ -14,7 +14,9 @@ person, measured once at commit 799f336, then read and the rules extended for it
 ``heldout3.jsonl`` was written independently by someone who never saw the scorer, measured
 once at commit 11e2620 (``cf_acc`` precision 0.938, recall 0.893; ``param_acc`` precision
 1.000, recall 0.875; 11.6% misses), then read and the rules extended for its errors
-(``docs/scoring.md`` has each part's first measurement). A record is one output with
+(``docs/scoring.md`` has each part's first measurement). ``untuned.jsonl`` was written the
+same way and never read while tuning: it is reported in a table of its own, its
+disagreements are not listed, and the targets do not apply to it. A record is one output with
 the labels a careful reader gives it (``cf``, ``param``: 1 when the output gives that answer
 as its answer); ``ambiguous`` records are left out of every count. A false positive (FP) is a
 metric 1 where the label is 0, a miss (FN) a metric 0 where the label is 1. The targets,
@@ -35,7 +37,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "scoring_corpus"
-PARTS = ("tuned", "heldout", "heldout2", "heldout3")
+PARTS = ("tuned", "heldout", "heldout2", "heldout3")  # read while tuning: the targets hold here
+# never read while tuning (only its counts are looked at): reported on its own, not a target,
+# so that it keeps measuring what the scorer does on outputs nobody fitted it to
+UNTUNED_PARTS = ("untuned",)
 # reading -> (label, metric) pairs: the asserted answer (the targets) or plain containment
 READINGS = {
     "asserted": (("cf", "cf_acc"), ("param", "param_acc")),
@@ -190,22 +195,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     folder = Path(args.corpus)
-    parts = {
-        p: load_part(folder / f"{p}.jsonl") for p in PARTS if (folder / f"{p}.jsonl").is_file()
-    }
+    parts = load_parts(folder, PARTS)
     if not parts:
         raise SystemExit(f"{folder}: no corpus file ({', '.join(p + '.jsonl' for p in PARTS)})")
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for part, records in parts.items():
-        for r in records:
-            groups[part if args.by == "part" else f"{part}/{r.get(args.by)}"].append(r)
-    text, ok = table(dict(sorted(groups.items())), args.reading)
+    text, ok = table(_grouped(parts, args.by), args.reading)
     print(text)
-    if args.errors:
+    if untuned := load_parts(folder, UNTUNED_PARTS):
+        print("\nNever read while tuning (reported, not a target):\n")
+        print(table(_grouped(untuned, args.by), args.reading)[0])
+    if args.errors:  # the untuned part's disagreements stay unlisted: reading them is tuning
         for part, records in parts.items():
             print(f"\n{part}:")
             print("\n".join(error_lines(records, args.reading)) or "  (no disagreement)")
     return 0 if ok or args.reading != "asserted" else 1  # the targets are the asserted reading's
+
+
+def load_parts(folder: Path, names: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+    """``{part: records}`` for each named part whose file is in ``folder``."""
+    return {p: load_part(folder / f"{p}.jsonl") for p in names if (folder / f"{p}.jsonl").is_file()}
+
+
+def _grouped(parts: dict[str, list[dict[str, Any]]], by: str) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for part, records in parts.items():
+        for r in records:
+            groups[part if by == "part" else f"{part}/{r.get(by)}"].append(r)
+    return dict(sorted(groups.items()))
 
 
 if __name__ == "__main__":

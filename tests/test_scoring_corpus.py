@@ -66,6 +66,25 @@ def test_held_out_parts_are_there_and_readable(parts: dict[str, list[dict]]) -> 
     assert sum(map(len, ids)) == len(set().union(*ids))  # no id in two parts
 
 
+def test_untuned_part_is_there_and_reported_on_its_own(capsys: pytest.CaptureFixture) -> None:
+    """The part nobody tunes against: present, readable, six suites, no id shared with the
+    parts read while tuning, and printed by the table script in a table of its own."""
+    sv = _validation()
+    untuned = sv.load_part(CORPUS / "untuned.jsonl")
+    assert len(untuned) >= 200 and len({r["id"] for r in untuned}) == len(untuned)
+    assert {r["suite"] for r in untuned} == {
+        "capitals", "world_facts", "bio", "quotes", "nqswap", "conflictqa",
+    }  # fmt: skip
+    assert "untuned" not in sv.PARTS and "context" not in set().union(*untuned)
+    tuned_ids = {r["id"] for p in sv.PARTS for r in sv.load_part(CORPUS / f"{p}.jsonl")}
+    assert not tuned_ids & {r["id"] for r in untuned}
+    assert sv.main(["--errors"]) == 0
+    out = capsys.readouterr().out
+    head, tail = out.split("Never read while tuning")
+    assert "| untuned |" not in head and "| untuned | cf_acc | 201 |" in tail
+    assert "u-0" not in out  # its disagreements are never listed
+
+
 def test_no_passage_is_kept(parts: dict[str, list[dict]]) -> None:
     """The scorer reads the question (a memo-trap prompt is the question here), never the
     passage: no public passage text is kept in the repository."""
