@@ -45,10 +45,12 @@ Run (COMMANDS.md records the measured times)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -177,6 +179,7 @@ def run_row(row: str, args: argparse.Namespace, tasks: list[str]) -> dict[str, A
         info = _run_info(row_dir, done)
         return {"row": row, "command": command, "results": str(done), "reused": True, **info}
     row_dir.mkdir(parents=True, exist_ok=True)
+    cached = cached_requests(request_cache(row, args))
     load = os.getloadavg()[0]
     started = time.monotonic()
     env = offline_env(**{DATA_DIR_ENV: str(args.data_dir)})
@@ -204,8 +207,18 @@ def run_row(row: str, args: argparse.Namespace, tasks: list[str]) -> dict[str, A
     wall = time.monotonic() - started
     print(f"{row}: {wall:.0f} s -> {done}", flush=True)
     info = {"results_file": done.name, "wall_s": wall, "load": load, "command": command}
+    info["cached_at_start"] = cached  # requests answered by an earlier, stopped attempt
     atomic_write_text(row_dir / RUN_INFO, json.dumps(info, indent=2) + "\n")
-    return {"row": row, "command": command, "results": str(done), "wall_s": wall, "load": load}
+    return {"row": row, "results": str(done), **info}
+
+
+def cached_requests(cache: Path) -> int:
+    """How many requests lm-eval's cache of a row already holds (0 when there is none)."""
+    db = cache.with_name(cache.name + "_rank0.db")  # the name lm-eval gives it
+    if not db.is_file():
+        return 0
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        return con.execute("SELECT COUNT(*) FROM unnamed").fetchone()[0]  # sqlitedict's table
 
 
 def _run_info(row_dir: Path, results: Path) -> dict[str, Any]:
@@ -216,7 +229,7 @@ def _run_info(row_dir: Path, results: Path) -> dict[str, Any]:
         return {}
     if info.get("results_file") != results.name:
         return {}
-    return {k: info[k] for k in ("wall_s", "load", "command") if k in info}
+    return {k: info[k] for k in ("wall_s", "load", "command", "cached_at_start") if k in info}
 
 
 def _fingerprint(folder: Path) -> str:
@@ -272,13 +285,20 @@ def commands_markdown(
         "data files below and `HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1`; `$REPO` is the "
         "cpi-bench checkout, and `cpi compare` ran there.",
         "",
-        "| row | command | wall time | load (1 min) before |",
-        "|---|---|---:|---:|",
+        "| row | command | wall time | load (1 min) before | requests cached at start |",
+        "|---|---|---:|---:|---:|",
     ]
     for r in runs:
         wall = f"{r['wall_s']:.0f} s" if "wall_s" in r else "(not recorded)"
         load = f"{r['load']:.2f}" if "load" in r else ""
-        lines.append(f"| {r['row']} | `{_shown(r['command'])}` | {wall} | {load} |")
+        cached = r.get("cached_at_start", "")
+        lines.append(f"| {r['row']} | `{_shown(r['command'])}` | {wall} | {load} | {cached} |")
+    lines += [
+        "",
+        "A row's wall time is that of the run that wrote its results; requests cached at start",
+        "were answered by an earlier attempt of the same row that was stopped (lm-eval's",
+        "`--use_cache`), so its time is not in the figure.",
+    ]
     lines += ["", "Rendered with:", ""]
     lines += [f"    {_shown(c)}" for c in compare]
     lines += ["", f"Tasks ({len(tasks)}): {', '.join(tasks)}.", ""]
