@@ -7,7 +7,9 @@ way) in every command.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from typing import Any
 
 from .errors import CPIError
 
@@ -19,6 +21,28 @@ def split_list(text: str | list[str] | tuple[str, ...] | None) -> list[str]:
         return []
     items = text.split(",") if isinstance(text, str) else list(text)
     return list(dict.fromkeys(t.strip() for t in items if str(t).strip()))
+
+
+def parse_key_values(value: Any) -> dict[str, Any]:
+    """lm-eval's ``--model_args`` / ``--gen_kwargs`` text ``"k=v,k=v"`` as a dict, values
+    as lm-eval types them (``True``/``False``/``None``, JSON numbers, else the text); a dict
+    passes through, anything else is ``{}``."""
+    if isinstance(value, dict):
+        return dict(value)
+    if not value or not isinstance(value, str):
+        return {}
+    words = {"True": True, "False": False, "None": None}
+    out: dict[str, Any] = {}
+    for part in value.split(","):
+        key, sep, raw = part.partition("=")
+        if not sep:
+            continue
+        raw = raw.strip()
+        try:
+            out[key.strip()] = words[raw] if raw in words else json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
 
 
 def parse_limit(text: str | float | int | None, flag: str = "--limit") -> int | float | None:

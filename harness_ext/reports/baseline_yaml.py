@@ -33,6 +33,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..core.cli_args import parse_key_values
 from ..core.errors import CPIError
 from .results import (
     checked_metric_by_task,
@@ -42,7 +43,6 @@ from .results import (
 from .settings import (
     check_settings,
     mismatches,
-    parse_gen_kwargs,
     task_settings,
 )
 from .stats import wilson_interval
@@ -176,7 +176,7 @@ def _baseline_settings(baseline: dict[str, Any], tasks: list[str]) -> dict[str, 
 def _gen_text(value: Any) -> str:
     import json
 
-    return json.dumps(parse_gen_kwargs(value), sort_keys=True, default=str)
+    return json.dumps(parse_key_values(value), sort_keys=True, default=str)
 
 
 def _candidate_settings(

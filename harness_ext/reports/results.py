@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..core.cli_args import parse_key_values
 from ..core.constants import (
     CF_ACC,
     CF_PREF,
@@ -255,14 +256,10 @@ def model_label(data: dict[str, Any], path: Path) -> str:
     if data.get("model_name"):
         return str(data["model_name"])
     config = data.get("config") or {}
-    args = config.get("model_args")
-    if isinstance(args, dict) and args.get("pretrained"):
+    args = parse_key_values(config.get("model_args"))
+    if args.get("pretrained"):
         name = str(args["pretrained"])
         return f"{name}+{args['peft']}" if args.get("peft") else name
-    if isinstance(args, str):
-        parts = dict(p.split("=", 1) for p in args.split(",") if "=" in p)
-        if parts.get("pretrained"):
-            return parts["pretrained"] + (f"+{parts['peft']}" if parts.get("peft") else "")
     parent = Path(path).parent.name
     return parent or Path(path).stem
 

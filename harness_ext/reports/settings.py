@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.cli_args import split_list
+from ..core.cli_args import parse_key_values, split_list
 from ..core.errors import CPIError
 from .results import cpi_block
 
@@ -109,27 +109,9 @@ def _system_instruction(data: Mapping[str, Any], task: str) -> Any:
     return data["system_instruction_sha"] or "none"
 
 
-def parse_gen_kwargs(value: Any) -> dict[str, Any]:
-    """lm-eval's ``--gen_kwargs``: a dict, or the text ``"k=v,k=v"`` (values as typed)."""
-    if isinstance(value, dict):
-        return dict(value)
-    if not value or not isinstance(value, str):
-        return {}
-    words = {"True": True, "False": False, "None": None}  # as lm-eval reads them
-    out: dict[str, Any] = {}
-    for part in value.split(","):
-        key, _, raw = part.partition("=")
-        raw = raw.strip()
-        try:
-            out[key.strip()] = words[raw] if raw in words else json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
-
-
 def _generation_kwargs(data: Mapping[str, Any], task: str) -> Any:
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    override = parse_gen_kwargs(config.get("gen_kwargs"))
+    override = parse_key_values(config.get("gen_kwargs"))
     task_config = (data.get("configs") or {}).get(task)
     if isinstance(task_config, dict):
         base = task_config.get("generation_kwargs")
