@@ -1729,6 +1729,9 @@ def _sweep_interrupted(sig: int) -> Callable[[Ctx], Verdict]:
         proc, log = _start(cx, ["sweep", str(run), *SWEEP], "sweep")
         try:
             hit = _wait_for(proc, lambda: (run / "eval" / "step-0.json").is_file(), T_SWEEP)
+            # on a loaded machine the sweep may end between the poll and the signal: only a
+            # process still running when signalled owes the signal's exit status
+            hit = hit and proc.poll() is None
             kill_group(proc, sig)
             rc = proc.wait(timeout=60)
         finally:
