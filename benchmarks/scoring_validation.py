@@ -14,9 +14,10 @@ person, measured once at commit 799f336, then read and the rules extended for it
 ``heldout3.jsonl`` was written independently by someone who never saw the scorer, measured
 once at commit 11e2620 (``cf_acc`` precision 0.938, recall 0.893; ``param_acc`` precision
 1.000, recall 0.875; 11.6% misses), then read and the rules extended for its errors
-(``docs/scoring.md`` has each part's first measurement). ``untuned.jsonl`` was written the
-same way and never read while tuning: it is reported in a table of its own, its
-disagreements are not listed, and the targets do not apply to it. A record is one output with
+(``docs/scoring.md`` has each part's first measurement). ``untuned.jsonl`` (written the same
+way) and ``untuned_real.jsonl`` (real outputs of the two small models, labelled blind) were
+never read while tuning: they are reported in a table of their own, their disagreements are
+not listed, and the targets do not apply to them. A record is one output with
 the labels a careful reader gives it (``cf``, ``param``: 1 when the output gives that answer
 as its answer); ``ambiguous`` records are left out of every count. A false positive (FP) is a
 metric 1 where the label is 0, a miss (FN) a metric 0 where the label is 1. The targets,
@@ -40,7 +41,7 @@ CORPUS = REPO / "tests" / "scoring_corpus"
 PARTS = ("tuned", "heldout", "heldout2", "heldout3")  # read while tuning: the targets hold here
 # never read while tuning (only its counts are looked at): reported on its own, not a target,
 # so that it keeps measuring what the scorer does on outputs nobody fitted it to
-UNTUNED_PARTS = ("untuned",)
+UNTUNED_PARTS = ("untuned", "untuned_real")
 # reading -> (label, metric) pairs: the asserted answer (the targets) or plain containment
 READINGS = {
     "asserted": (("cf", "cf_acc"), ("param", "param_acc")),

@@ -2049,6 +2049,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(f"{c.name:<44} {c.cls}" for c in cases) + f"\n{len(cases)} cases")
         return 0
+    # Started in the background (nohup, `&` in a script) this process inherits SIGINT
+    # ignored, and so would every command it runs: Ctrl-C would then be a no-op in the cases
+    # that send it. A handler of our own is reset to the default in each child at exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     root = Path(tempfile.mkdtemp(prefix="cpi-adversarial-"))
     started = time.time()
     fx = Fixtures(root)

@@ -66,23 +66,30 @@ def test_held_out_parts_are_there_and_readable(parts: dict[str, list[dict]]) -> 
     assert sum(map(len, ids)) == len(set().union(*ids))  # no id in two parts
 
 
-def test_untuned_part_is_there_and_reported_on_its_own(capsys: pytest.CaptureFixture) -> None:
-    """The part nobody tunes against: present, readable, six suites, no id shared with the
-    parts read while tuning, and printed by the table script in a table of its own."""
+def test_untuned_parts_are_there_and_reported_on_their_own(capsys: pytest.CaptureFixture) -> None:
+    """The parts nobody tunes against: present, readable, no id shared with the parts read
+    while tuning, and printed by the table script in a table of their own."""
     sv = _validation()
+    assert sv.UNTUNED_PARTS == ("untuned", "untuned_real") and not set(sv.UNTUNED_PARTS) & set(
+        sv.PARTS
+    )
     untuned = sv.load_part(CORPUS / "untuned.jsonl")
-    assert len(untuned) >= 200 and len({r["id"] for r in untuned}) == len(untuned)
+    real = sv.load_part(CORPUS / "untuned_real.jsonl")
+    assert len(untuned) >= 200 and len(real) == 150
     assert {r["suite"] for r in untuned} == {
         "capitals", "world_facts", "bio", "quotes", "nqswap", "conflictqa",
     }  # fmt: skip
-    assert "untuned" not in sv.PARTS and "context" not in set().union(*untuned)
+    assert {r["source"] for r in real} == {"smollm2", "gemma-3-270m"}
     tuned_ids = {r["id"] for p in sv.PARTS for r in sv.load_part(CORPUS / f"{p}.jsonl")}
-    assert not tuned_ids & {r["id"] for r in untuned}
+    for part in (untuned, real):
+        assert len({r["id"] for r in part}) == len(part) and not tuned_ids & {r["id"] for r in part}
+        assert "context" not in set().union(*part)
     assert sv.main(["--errors"]) == 0
     out = capsys.readouterr().out
     head, tail = out.split("Never read while tuning")
-    assert "| untuned |" not in head and "| untuned | cf_acc | 201 |" in tail
-    assert "u-0" not in out  # its disagreements are never listed
+    assert "| untuned" not in head
+    assert "| untuned | cf_acc | 201 |" in tail and "| untuned_real | cf_acc | 147 |" in tail
+    assert "u-0" not in out and "r-0" not in out  # their disagreements are never listed
 
 
 def test_no_passage_is_kept(parts: dict[str, list[dict]]) -> None:
