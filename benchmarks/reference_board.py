@@ -208,6 +208,7 @@ def run_row(row: str, args: argparse.Namespace, tasks: list[str]) -> dict[str, A
     print(f"{row}: {wall:.0f} s -> {done}", flush=True)
     info = {"results_file": done.name, "wall_s": wall, "load": load, "command": command}
     info["cached_at_start"] = cached  # requests answered by an earlier, stopped attempt
+    info["threads"] = args.threads  # OMP_NUM_THREADS of lm_eval (None: unset)
     atomic_write_text(row_dir / RUN_INFO, json.dumps(info, indent=2) + "\n")
     return {"row": row, "results": str(done), **info}
 
@@ -229,7 +230,8 @@ def _run_info(row_dir: Path, results: Path) -> dict[str, Any]:
         return {}
     if info.get("results_file") != results.name:
         return {}
-    return {k: info[k] for k in ("wall_s", "load", "command", "cached_at_start") if k in info}
+    keep = ("wall_s", "load", "command", "cached_at_start", "threads")
+    return {k: info[k] for k in keep if k in info}
 
 
 def _fingerprint(folder: Path) -> str:
@@ -279,25 +281,30 @@ def commands_markdown(
         "",
         f"Run by `benchmarks/reference_board.py --limit {args.limit}` on an "
         f"{platform.machine()} machine with {os.cpu_count()} CPU "
-        f"cores (`OMP_NUM_THREADS={args.threads or 'unset'}`), Python "
+        "cores (`OMP_NUM_THREADS` per row in the table), Python "
         f"{platform.python_version()}. Commands ran inside the models folder "
         f"(`cd {Path(args.models_dir).resolve()}`), with `{DATA_DIR_ENV}` set to the public "
         "data files below and `HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1`; `$REPO` is the "
         "cpi-bench checkout, and `cpi compare` ran there.",
         "",
-        "| row | command | wall time | load (1 min) before | requests cached at start |",
-        "|---|---|---:|---:|---:|",
+        "| row | command | threads | wall time | load (1 min) before | requests cached at start |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for r in runs:
         wall = f"{r['wall_s']:.0f} s" if "wall_s" in r else "(not recorded)"
         load = f"{r['load']:.2f}" if "load" in r else ""
         cached = r.get("cached_at_start", "")
-        lines.append(f"| {r['row']} | `{_shown(r['command'])}` | {wall} | {load} | {cached} |")
+        threads = r.get("threads") or ("unset" if "threads" in r else "(not recorded)")
+        lines.append(
+            f"| {r['row']} | `{_shown(r['command'])}` | {threads} | {wall} | {load} | {cached} |"
+        )
     lines += [
         "",
         "A row's wall time is that of the run that wrote its results; requests cached at start",
         "were answered by an earlier attempt of the same row that was stopped (lm-eval's",
-        "`--use_cache`), so its time is not in the figure.",
+        "`--use_cache`), so its time is not in the figure; such an attempt may have used",
+        "another `--batch_size` (a row killed for memory is rerun with a smaller one), and the",
+        "greedy answers taken from the cache are the earlier attempt's.",
     ]
     lines += ["", "Rendered with:", ""]
     lines += [f"    {_shown(c)}" for c in compare]
