@@ -52,16 +52,25 @@ MAX_MISS_RATE = 0.02
 REQUIRED = ("id", "suite", "question", "cf_answers", "param_answers", "output", "cf", "param")
 
 
+def _bad(message: str) -> None:
+    """Bad input: one line on stderr, exit 2 (as every cpi command)."""
+    print(f"scoring_validation: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def load_part(path: Path) -> list[dict[str, Any]]:
     """The records of one corpus file, each checked to carry the fields scoring needs."""
     records = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        record = json.loads(line)
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            _bad(f"{path}: line {n} is not JSON ({err.msg}; fix or remove the line)")
         missing = [k for k in REQUIRED if k not in record]
         if missing:
-            raise SystemExit(f"{path}: line {n} lacks {', '.join(missing)}")
+            _bad(f"{path}: line {n} lacks {', '.join(missing)} (every record needs them)")
         records.append(record)
     return records
 
@@ -198,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.corpus)
     parts = load_parts(folder, PARTS)
     if not parts:
-        raise SystemExit(f"{folder}: no corpus file ({', '.join(p + '.jsonl' for p in PARTS)})")
+        _bad(
+            f"--corpus {folder}: no corpus file (expected {', '.join(p + '.jsonl' for p in PARTS)})"
+        )
     text, ok = table(_grouped(parts, args.by), args.reading)
     print(text)
     if untuned := load_parts(folder, UNTUNED_PARTS):

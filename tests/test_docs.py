@@ -145,3 +145,19 @@ def _attribute_of_module(rel: str) -> bool:
 def test_every_path_the_docs_name_exists(doc: Path) -> None:
     missing = sorted({p for p in referenced_paths(doc) if not _exists(p)})
     assert missing == [], f"{doc.relative_to(REPO)} names paths that do not exist"
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    """CI must run what a new user runs: the README's test command (after its venv part)
+    is a line of .ci/run, which makes its own fresh venv first."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = [
+        line
+        for line in readme.splitlines()
+        if line.startswith("python -m venv") and "pytest" in line
+    ]
+    assert len(commands) == 1, commands
+    after_venv = commands[0].split(". .venv/bin/activate && ", 1)[1]
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert after_venv in ci
+    assert any(line.startswith("python3 -m venv") for line in ci)  # a fresh venv, not ours

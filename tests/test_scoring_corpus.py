@@ -128,3 +128,16 @@ def test_corpus_files_are_json_lines() -> None:
     for path in CORPUS.glob("*.jsonl"):
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             assert isinstance(json.loads(line), dict), f"{path.name}:{n}"
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"), [('{"id": 1', "is not JSON"), ('{"id": "x"}', "lacks suite")]
+)
+def test_bad_corpus_file_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, content: str, needle: str
+) -> None:
+    (tmp_path / "tuned.jsonl").write_text(content + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as stop:
+        _validation().main(["--corpus", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and needle in err and len(err.strip().splitlines()) == 1
