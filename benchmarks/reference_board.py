@@ -367,7 +367,10 @@ def main(argv: list[str]) -> int:
         raise CPIError(f"--rows: unknown {', '.join(unknown)} (choose from {', '.join(ROWS)})")
     for folder in {ROWS[r][0] for r in args.rows}:
         if not (Path(args.models_dir) / folder / "config.json").is_file():
-            raise CPIError(f"--models-dir {args.models_dir}: no model folder {folder}")
+            raise CPIError(
+                f"--models-dir {args.models_dir}: no model folder {folder} "
+                f"(`cpi models fetch --out {args.models_dir} --model all` writes it)"
+            )
     tasks, skipped = discover_tasks(TASKS_DIR, Path(args.data_dir))
     if args.tasks:
         wanted = [t.strip() for t in args.tasks.split(",") if t.strip()]
