@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..harness_ext.core.files import read_json
+from .environment import environment
 from .world import RELATIONS, World, config_hash
 
 DONE_MARKER = "pretrain.json"
@@ -171,8 +172,9 @@ def _trainer(model, tokenizer, encoded, cfg: PretrainConfig, tmp: Path, callback
 
 
 def base_model_dir(world: World, cfg: PretrainConfig, cache_root: Path) -> Path:
-    """The cache folder of the base model of ``world`` and ``cfg``."""
-    return cache_root / f"base-{config_hash(world.pretraining_config(), cfg)}"
+    """The cache folder of the base model of ``world`` and ``cfg``, made under this environment
+    (environment.py): other library versions or code pretrain another model."""
+    return cache_root / f"base-{config_hash(world.pretraining_config(), cfg, environment())}"
 
 
 def cached_base_model(world: World, cfg: PretrainConfig, cache_root: Path) -> float | None:

@@ -49,6 +49,7 @@ from ..harness_ext.core.constants import (
 from ..harness_ext.core.errors import CPIError
 from ..harness_ext.core.files import atomic_write_json, claim_output_dir, read_json
 from .base_model import PretrainConfig, base_model_dir, cached_base_model
+from .environment import environment
 from .variants import (
     ABLATIONS,
     ALIASES,
@@ -139,6 +140,27 @@ def train_args(
     return args
 
 
+RUN_STAMP = ".cpi_demo_run.json"  # marks a run folder as the demo's own, and what made it
+
+
+def prepare_run_dir(run_dir: Path, made_with: dict[str, Any]) -> None:
+    """Keep ``run_dir`` for reuse only if it was made with ``made_with``, else empty it.
+
+    ``made_with`` is the train command line and the environment key (environment.py): a
+    --quick run's checkpoints must not pass for a full run's, nor an old install's for a new
+    one's. A folder the demo did not make is refused, never removed."""
+    stamp = run_dir / RUN_STAMP
+    if run_dir.exists() and not stamp.is_file():
+        raise CPIError(
+            f"{run_dir} exists but was not made by cpi demo (move it away or choose another --out)"
+        )
+    if run_dir.exists() and read_json(stamp, "demo run stamp") != made_with:
+        print(f"cpi demo: {run_dir} was made with other settings or versions; running it again")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(stamp, made_with)
+
+
 def run_variant(
     name: str, base: Path, world_paths: dict[str, Path], out: Path, sched: Schedule, seed: int
 ) -> dict:
@@ -148,18 +170,7 @@ def run_variant(
 
     run_dir = out / name
     args = train_args(base, world_paths, run_dir, sched, seed, ALL_VARIANTS[name])
-    # A finished or interrupted run is reused only if it was made with the same settings
-    # (base model, schedule, seed): a --quick run's checkpoints must not pass for a full run's.
-    stamp = run_dir / ".cpi_demo_run.json"  # marks the folder as the demo's own
-    if run_dir.exists() and not stamp.is_file():
-        raise CPIError(
-            f"{run_dir} exists but was not made by cpi demo (move it away or choose another --out)"
-        )
-    if run_dir.exists() and read_json(stamp, "demo run stamp") != args:
-        print(f"cpi demo: {run_dir} was made with other settings; rerunning {name}")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(stamp, args)
+    prepare_run_dir(run_dir, {"args": args, "environment": environment()})
     if not (run_dir / INVERSION_JSON).is_file():
         done = run_dir / f"checkpoint-{sched.max_steps}"
         if not done.is_dir():

@@ -199,6 +199,14 @@ def _dose_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _environment_line(env: dict[str, Any] | None) -> str:
+    """The versions the numbers were made with: other versions give other numbers."""
+    if not env:
+        return "Library versions: not recorded."
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    return f"Made with {versions}; code digest {env['code']} (demo.json: environment)."
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """OUT/demo.md: the variants' across-seed table, the per-seed drops, the dose-response."""
     sched, seeds = report["schedule"], report["seeds"]
@@ -216,6 +224,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             if report["runs_reused"]
             else "."
         ),  # fmt: skip
+        "",
+        _environment_line(report.get("environment")),
         "",
         f"Each cell: {CI_TEXT} (n = {len(seeds)}). cf acc: the context's answer is given on "
         "counterfactual items; param acc: the memorised answer is; ID acc: held-out C, C+S "
@@ -257,6 +267,7 @@ def write_report(
     out: Path, run: DemoRun, sched: Any, world_cfg: Any, pre_cfg: Any, command: str, wall: float
 ) -> str:
     """Write OUT/demo.json, OUT/demo.md and OUT/demo.png; return the markdown."""
+    from .environment import environment
     from .plots import plot_demo
 
     settings = {
@@ -265,6 +276,7 @@ def write_report(
         "schedule": asdict(sched),
         "world": {k: v for k, v in asdict(world_cfg).items() if k != "seed"},
         "pretrain": {k: v for k, v in asdict(pre_cfg).items() if k != "seed"},
+        "environment": environment(),  # the numbers move with these (environment.py)
     }
     report = build_report(out, run, settings)
     atomic_write_json(out / "demo.json", report)

@@ -170,6 +170,55 @@ def test_a_run_made_with_other_settings_is_redone_not_reused(tmp_path, monkeypat
     assert not stale.exists()
 
 
+def test_a_run_made_under_other_library_versions_is_redone_not_reused(tmp_path, monkeypatch):
+    """Same settings, another torch: the demo's numbers move with the libraries, so the old
+    run must not be reused (nor may a base model pretrained under them)."""
+    from cpi_bench.demo import base_model, demo, environment
+    from cpi_bench.harness_ext.commands import sweep
+    from cpi_bench.trainer import train
+
+    calls = []
+    monkeypatch.setattr(train, "main", lambda args: calls.append("train") or 0)
+
+    def fake_sweep(args):
+        (Path(args[0]) / "inversion.json").write_text(json.dumps({"made_by": len(calls)}))
+        return 0
+
+    monkeypatch.setattr(sweep, "main", fake_sweep)
+    paths = {"ift": tmp_path / "ift.jsonl", "cf": tmp_path / "cf.jsonl"}
+    env = environment.environment()
+    world = World(WorldConfig())
+    run = lambda: demo.run_variant("standard", tmp_path, paths, tmp_path, demo.QUICK, 0)  # noqa: E731
+
+    first = run()
+    base_before = base_model.base_model_dir(world, base_model.PretrainConfig(), tmp_path)
+    upgraded = {**env, "versions": {**env["versions"], "torch": "99.0"}}
+    monkeypatch.setattr(demo, "environment", lambda: upgraded)
+    monkeypatch.setattr(base_model, "environment", lambda: upgraded)
+    assert run() != first and calls == ["train", "train"]
+    assert base_model.base_model_dir(world, base_model.PretrainConfig(), tmp_path) != base_before
+    stamp = json.loads((tmp_path / "standard" / demo.RUN_STAMP).read_text())
+    assert stamp["environment"]["versions"]["torch"] == "99.0"
+
+
+def test_code_digest_follows_code_and_task_yaml_not_readmes(tmp_path):
+    from cpi_bench.demo.environment import code_digest
+
+    for part in ("demo", "trainer", "harness_ext", "tasks"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "x.py").write_text("A = 1\n")
+    (tmp_path / "tasks" / "_template_yaml").write_text("output_type: generate_until\n")
+    (tmp_path / "tasks" / "README.md").write_text("words")
+    before = code_digest(tmp_path)
+    (tmp_path / "tasks" / "README.md").write_text("other words")
+    assert code_digest(tmp_path) == before
+    (tmp_path / "tasks" / "_template_yaml").write_text("output_type: loglikelihood\n")
+    after_yaml = code_digest(tmp_path)
+    assert after_yaml != before
+    (tmp_path / "trainer" / "x.py").rename(tmp_path / "trainer" / "y.py")  # same bytes, new name
+    assert code_digest(tmp_path) not in (before, after_yaml)
+
+
 # --- across-seed statistics on hand-made numbers --------------------------------------------
 
 

@@ -135,9 +135,12 @@ def test_checkpoints_manifest_and_chat_template(tmp_path, models, data, monkeypa
     assert set(manifest["versions"]) == {
         "torch",
         "transformers",
+        "tokenizers",
         "trl",
         "peft",
+        "accelerate",
         "datasets",
+        "numpy",
         "lm_eval",
         "cpi_bench",
     }

@@ -72,9 +72,12 @@ IDENTITY_KEYS = (
 _DISTRIBUTIONS = {
     "torch": "torch",
     "transformers": "transformers",
+    "tokenizers": "tokenizers",
     "trl": "trl",
     "peft": "peft",
+    "accelerate": "accelerate",
     "datasets": "datasets",
+    "numpy": "numpy",
     "lm_eval": "lm_eval",
     "cpi_bench": "cpi-bench",
 }

@@ -12,7 +12,8 @@ would write now is equal, and otherwise says in one line what changed:
   SHA-256 of every data file it read (a changed ``CPI_DATA_DIR`` or edited JSON shows here);
   for hub datasets the path, name and revision;
 * ``settings``: limit, chat template on/off, result-changing ``--model_args``;
-* ``versions``: cpi-bench and lm-eval.
+* ``versions``: the libraries that decide a number (core/run_folder.library_versions:
+  torch, transformers, tokenizers, numpy, lm-eval, cpi-bench, ...): an upgrade evaluates again.
 
 Batch size, device and thread count are deliberately not part of it (they change at most
 the last digits, see docs/sweeps.md).
@@ -20,25 +21,14 @@ the last digits, see docs/sweeps.md).
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ..core.files import file_sha256
+from ..core.run_folder import library_versions
 from ..models.source import model_fingerprint
 
 PROVENANCE_KEY = "provenance"
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def tool_versions() -> dict[str, str | None]:
-    return {"cpi_bench": _version("cpi-bench"), "lm_eval": _version("lm_eval")}
 
 
 def _cpi_data_files(task_config: Any) -> dict[str, str]:
@@ -99,7 +89,7 @@ def model_provenance(kind: str, path: str, base_model: str) -> dict[str, Any]:
 def provenance_block(
     model: dict[str, Any], tasks: dict[str, Any], settings: dict[str, Any]
 ) -> dict[str, Any]:
-    return {"model": model, "tasks": tasks, "settings": settings, "versions": tool_versions()}
+    return {"model": model, "tasks": tasks, "settings": settings, "versions": library_versions()}
 
 
 def _first_difference(old: Any, new: Any, path: str = "") -> tuple[str, Any, Any] | None:
