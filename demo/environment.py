@@ -1,17 +1,18 @@
-"""What a demo result depends on besides its settings: library versions and this package's code.
+"""What a demo result depends on besides its settings: libraries, CPU kernels and code.
 
 ``cpi demo`` reuses a cached base model and finished runs from an earlier demo in the same
 folder. The miniature's numbers move with the libraries that pretrain, train and evaluate it
-(a 1-layer model trained for 800 steps amplifies any numerical change), and with this
-package's code, whose version string does not change between commits. So a cached base model
-or run is reused only when it was made under the same environment key, and ``demo.json``
-records the key it was made under.
+and with the CPU kernels torch picks (a 1-layer model trained for 800 steps amplifies any
+numerical change), and with this package's code, whose version string does not change
+between commits. So a cached base model or run is reused only when it was made under the
+same environment key, and ``demo.json`` records the key it was made under.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,16 @@ def code_digest(root: Path | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
+def cpu_kernels() -> str:
+    """The machine and the vector instructions torch's CPU kernels use (e.g. ``x86_64
+    AVX512``): kernels for other instruction sets round differently, and a miniature trained
+    for 800 steps turns that into other numbers."""
+    import torch
+
+    return f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> dict[str, Any]:
-    """The environment key of this process: library versions and the code digest."""
-    return {"versions": library_versions(), "code": code_digest()}
+    """The environment key of this process: library versions, code digest, CPU kernels."""
+    return {"versions": library_versions(), "code": code_digest(), "cpu": cpu_kernels()}

@@ -204,7 +204,10 @@ def _environment_line(env: dict[str, Any] | None) -> str:
     if not env:
         return "Library versions: not recorded."
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
-    return f"Made with {versions}; code digest {env['code']} (demo.json: environment)."
+    return (
+        f"Made with {versions}; CPU kernels {env.get('cpu')}; code digest {env['code']} "
+        "(demo.json: environment)."
+    )
 
 
 def render_markdown(report: dict[str, Any]) -> str:

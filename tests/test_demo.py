@@ -187,6 +187,7 @@ def test_a_run_made_under_other_library_versions_is_redone_not_reused(tmp_path, 
     monkeypatch.setattr(sweep, "main", fake_sweep)
     paths = {"ift": tmp_path / "ift.jsonl", "cf": tmp_path / "cf.jsonl"}
     env = environment.environment()
+    assert set(env) == {"versions", "code", "cpu"} and env["cpu"].split()[0]  # e.g. x86_64 AVX2
     world = World(WorldConfig())
     run = lambda: demo.run_variant("standard", tmp_path, paths, tmp_path, demo.QUICK, 0)  # noqa: E731
 
