@@ -199,3 +199,20 @@ def test_data_hashes_and_limit_are_settings() -> None:
     b_items = task_settings({"config": {"limit": 200}, "n-samples": {"cpi_capitals":
                              {"effective": 40}}}, ["cpi_capitals"])  # fmt: skip
     assert mismatches({"a": a_items, "b": b_items}) == []  # same 40 items: same numbers
+
+
+def test_a_setting_that_differs_on_many_tasks_is_said_once() -> None:
+    from cpi_bench.harness_ext.reports.settings import mismatch_lines
+
+    on_off = {"a": "off", "b": "on"}
+    found = [
+        {"task": "cpi_bio", "setting": "chat_template", "values": on_off},
+        {"task": "cpi_quotes", "setting": "chat_template", "values": dict(on_off)},
+        {"task": "cpi_quotes", "setting": "num_fewshot", "values": {"a": "0", "b": "5"}},
+        {"task": "cpi_nqswap", "setting": "chat_template", "values": {"a": "on", "b": "off"}},
+    ]
+    assert mismatch_lines(found) == [
+        "cpi_bio, cpi_quotes chat_template (a off, b on)",
+        "cpi_quotes num_fewshot (a 0, b 5)",
+        "cpi_nqswap chat_template (a on, b off)",
+    ]

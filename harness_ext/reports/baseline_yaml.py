@@ -42,6 +42,7 @@ from .results import (
 )
 from .settings import (
     check_settings,
+    mismatch_lines,
     mismatches,
     task_settings,
 )
@@ -341,9 +342,8 @@ def render_yaml_report(report: dict[str, Any], cand_name: str) -> str:
     lines.append("")
     if report["missing"]:
         lines.append(f"Skipped (--allow-missing): {', '.join(report['missing'])}.")
-    for d in report["settings_mismatches"]:
-        values = ", ".join(f"{k} {v}" for k, v in d["values"].items())
-        lines.append(f"Settings differ (accepted): {d['task']} {d['setting']} ({values}).")
+    for text in mismatch_lines(report["settings_mismatches"]):
+        lines.append(f"Settings differ (accepted): {text}.")
     if report["ignored_keys"]:
         lines.append(f"Read past (vLLM launch options): {', '.join(report['ignored_keys'])}.")
     failed = [c for c in report["checks"] if not c["passed"]]

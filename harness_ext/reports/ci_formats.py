@@ -20,6 +20,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from .settings import mismatch_lines
+
 SUITE = "cpi gate"
 
 
@@ -114,9 +116,8 @@ def step_summary(report: dict[str, Any], title: str) -> str:
         )
     skipped = skipped_of(report)
     notes = [f"Skipped (--allow-missing): {', '.join(skipped)}"] if skipped else []
-    for d in report.get("settings_mismatches") or []:
-        values = ", ".join(f"{k} {v}" for k, v in d["values"].items())
-        notes.append(f"Settings differ (accepted): {d['task']} {d['setting']} ({values})")
+    for text in mismatch_lines(report.get("settings_mismatches") or []):
+        notes.append(f"Settings differ (accepted): {text}")
     if notes:
         lines += [""] + [f"- {_md(n)}" for n in notes]
     return "\n".join(lines) + "\n\n"

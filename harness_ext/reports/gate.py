@@ -57,6 +57,7 @@ from .results import (
 from .settings import (
     add_allow_flag,
     check_settings,
+    mismatch_lines,
     mismatches,
     parse_allowed,
     task_settings,
@@ -235,11 +236,10 @@ def render(report: dict[str, Any], base_name: str, cand_name: str) -> str:
             f"{', '.join(report['missing_tasks'])}. The mean is over the {len(rows)} "
             "shared task(s) above."
         )
-    for d in report.get("settings_mismatches") or []:
-        values = ", ".join(f"{k} {v}" for k, v in d["values"].items())
+    for text in mismatch_lines(report.get("settings_mismatches") or []):
         lines.append(
-            f"Settings differ (accepted with --allow-settings-mismatch): {d['task']} "
-            f"{d['setting']} ({values}); this difference is not the model's alone."
+            f"Settings differ (accepted with --allow-settings-mismatch): {text}; "
+            "this difference is not the model's alone."
         )
     sig = report.get("significance")
     if sig:

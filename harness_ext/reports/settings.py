@@ -258,8 +258,18 @@ def model_setting_text(found: list[dict[str, Any]], label: str) -> str:
 
 
 def mismatch_lines(found: list[dict[str, Any]]) -> list[str]:
-    """One short text per difference (``task setting (label value, label value)``)."""
-    return [_describe(d) for d in found]
+    """One short text per distinct difference (``task setting (label value, label value)``);
+    tasks that differ in the same setting with the same values share one text
+    (``cpi_bio, cpi_quotes chat_template (a off, b on)``), so a setting that differs on every
+    task is said once, not once per task."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for diff in found:
+        key = (diff["setting"], repr(sorted(diff["values"].items(), key=str)))
+        groups.setdefault(key, []).append(diff)
+    return [
+        _describe({**diffs[0], "task": ", ".join(d["task"] for d in diffs)})
+        for diffs in groups.values()
+    ]
 
 
 def add_allow_flag(parser: Any) -> None:
