@@ -1,6 +1,6 @@
 """``cpi demo``: the whole product on a CPU, no downloads, over several seeds.
 
-    cpi demo --out demo-run               # every variant for seeds 0-4 (11.5 min, 2 cores)
+    cpi demo --out demo-run               # every variant for seeds 0-4 (12-16 min, 2 cores)
     cpi demo --out demo-run --seeds 0,1,2 # fewer seeds
     cpi demo --out demo-run --quick       # seed 0, the first 150 steps only (CI)
 
@@ -60,9 +60,8 @@ from .variants import (
 )
 from .world import World, WorldConfig
 
-# Seeds of a default run: 5 seeds = 35 runs and 5 pretrainings, 11 min 30 s of wall time and
-# 22.5 CPU-minutes on an idle 2-core machine (measured; docs/demo.md), so 5 seeds
-# fit 15 minutes.
+# Seeds of a default run: 5 seeds = 35 runs and 5 pretrainings, 12-16 min of wall time and
+# 24-31 CPU-minutes on a 2-core machine (measured; docs/demo.md): about a quarter of an hour.
 DEFAULT_SEEDS = "0,1,2,3,4"
 QUICK_SEEDS = "0"
 
