@@ -24,6 +24,7 @@ class FakeEvaluator:
 
     SCRIPT: list[float] = []
     calls: list[int] = []
+    attention_limit = 0
 
     def __init__(self, tasks=(), limit=None, batch_size=8, apply_chat_template=False, **_):
         self.tasks, self.limit = list(tasks), limit
@@ -250,3 +251,72 @@ def test_early_stop_options_are_checked(
     assert main(_train_args(train_inputs, tmp_path / "run", *extra)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("cpi train: error: ") and message in err[0]
+
+
+# --- the step's claim, shared with `cpi sweep --follow` -------------------------------------
+
+
+def _stored_result(path: Path, provenance: dict) -> dict:
+    from cpi_bench.harness_ext.core.items import write_results_with_items
+
+    results = {
+        "results": {"cpi_capitals": {"cf_acc,none": 0.7, "param_acc,none": 0.2}},
+        "cpi": {"step": 1, "source": "sweep", "provenance": provenance},
+    }
+    records = [{"task": "cpi_capitals", "item_id": 0, "cf_hit": 1, "param_hit": 0}]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_results_with_items(path, results, records)
+    return results
+
+
+def test_a_step_the_follower_evaluated_is_read_not_evaluated_again(tmp_path: Path) -> None:
+    from cpi_bench.trainer.callback import CPIEvalCallback
+
+    callback = CPIEvalCallback(["cpi_capitals"], limit=10)
+    path = tmp_path / EVAL_DIR / "step-1.json"
+    same = {"model": {"weights": "abc"}, "settings": {"limit": 10}}
+    stored = _stored_result(path, same)
+    evaluated = []
+
+    def evaluate() -> dict:
+        evaluated.append(1)
+        return {"fresh": True}
+
+    assert callback._evaluate_claimed(path, 1, same, evaluate) == (stored, True)
+    assert evaluated == []
+    other = {"model": {"weights": "def"}, "settings": {"limit": 10}}  # other weights
+    assert callback._evaluate_claimed(path, 1, other, evaluate) == ({"fresh": True}, False)
+    assert evaluated == [1]
+    path.write_text("{not json")  # unreadable: evaluated again, not a crash
+    assert callback._evaluate_claimed(path, 1, same, evaluate) == ({"fresh": True}, False)
+
+
+def test_the_callback_waits_for_a_follower_holding_the_step(tmp_path: Path) -> None:
+    """A follower (here: this test) holds step 1's claim while it evaluates; the callback
+    waits for it, then reads its result instead of evaluating the step a second time."""
+    import threading
+
+    from cpi_bench.harness_ext.evaluation.workers import claim_path, release, try_claim
+    from cpi_bench.trainer.callback import CPIEvalCallback
+
+    callback = CPIEvalCallback(["cpi_capitals"], limit=10)
+    path = tmp_path / EVAL_DIR / "step-1.json"
+    provenance = {"model": {"weights": "abc"}}
+    claim = claim_path(path.parent, 1)
+    fd, _ = try_claim(claim)
+    assert fd is not None
+    out: list = []
+    worker = threading.Thread(
+        target=lambda: out.append(callback._evaluate_claimed(path, 1, provenance, dict)),
+        daemon=True,
+    )
+    try:
+        worker.start()
+        worker.join(timeout=0.5)
+        assert worker.is_alive() and not out  # blocked on the follower's claim
+        stored = _stored_result(path, provenance)
+    finally:
+        release(fd, claim)
+    worker.join(timeout=30)
+    assert out == [(stored, True)]
+    assert not claim.exists()  # the callback released its claim too

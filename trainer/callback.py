@@ -129,24 +129,58 @@ class CPIEvalCallback(transformers.TrainerCallback):
         out_dir = Path(self.output_dir or args.output_dir)
         checkpoint = (out_dir / f"checkpoint-{step}").resolve()
         path = out_dir / EVAL_DIR / eval_file_name(step)
-        results = self.evaluator.evaluate_to(
-            path,
-            model,
-            tokenizer,
-            step=step,
-            label=f"checkpoint-{step}",
-            source="callback",
-            model_path=str(checkpoint),
-            provenance=self._provenance(out_dir, checkpoint),
-        )
+        provenance = self._provenance(out_dir, checkpoint)
+
+        def evaluate() -> dict[str, Any]:
+            return self.evaluator.evaluate_to(
+                path,
+                model,
+                tokenizer,
+                step=step,
+                label=f"checkpoint-{step}",
+                source="callback",
+                model_path=str(checkpoint),
+                provenance=provenance,
+            )
+
+        results, reused = self._evaluate_claimed(path, step, provenance, evaluate)
         self.written.append(path)
-        log.info("CPIEvalCallback: step %s evaluated -> %s", step, path)
+        how = "read from the sweep that evaluated it" if reused else "evaluated"
+        log.info("CPIEvalCallback: step %s %s -> %s", step, how, path)
         metrics = log_metrics(results, step)
         self._log(metrics, state)
         if self.stopper is not None and self.stopper.update(step, metrics.get("cpi/cf_acc")):
             log.warning("CPIEvalCallback: stopping training: %s", self.stopper.reason)
             control.should_training_stop = True
         return control
+
+    def _evaluate_claimed(
+        self, path: Path, step: int, provenance: dict[str, Any], evaluate: Any
+    ) -> tuple[dict[str, Any], bool]:
+        """(results, whether they were reused), under the step's claim as sweeps take it
+        (harness_ext/evaluation/workers.py): a ``cpi sweep --follow`` of this run and the
+        callback never evaluate one step at the same time, and a step the follower has
+        already evaluated with the same provenance is read, not evaluated again."""
+        from ..harness_ext.core.errors import CPIError
+        from ..harness_ext.core.files import read_json
+        from ..harness_ext.core.items import items_problem
+        from ..harness_ext.evaluation.sweep import reuse_problem
+        from ..harness_ext.evaluation.workers import claim_path, release, try_claim
+
+        claim = claim_path(path.parent, step)
+        fd, _ = try_claim(claim, block=True)  # waits while a follower evaluates this step
+        try:
+            try:
+                stored = read_json(path, "per-checkpoint results file")
+            except (OSError, CPIError):  # none yet, or unreadable: evaluate (and replace it)
+                stored = None
+            limit = self.evaluator.attention_limit
+            if stored is not None and not reuse_problem(stored, provenance, limit):
+                if not items_problem(path):
+                    return stored, True
+            return evaluate(), False
+        finally:
+            release(fd, claim)
 
     def _log(self, metrics: dict[str, float], state: Any) -> None:
         """Through ``trainer.log`` when bound, else straight into ``state.log_history``."""
