@@ -256,10 +256,10 @@ def _data_hashes(args: argparse.Namespace, tasks: list[str]) -> dict[str, str]:
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
+    """The installed libraries that decide a number (the package's one list of them)."""
+    from cpi_bench.harness_ext.core.run_folder import library_versions
 
-    names = ("cpi-bench", "lm_eval", "transformers", "torch")
-    return {n: md.version(n) for n in names}
+    return {k: v for k, v in library_versions().items() if v}
 
 
 def _shown(command: list[str]) -> str:
