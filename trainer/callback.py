@@ -161,24 +161,21 @@ class CPIEvalCallback(transformers.TrainerCallback):
         (harness_ext/evaluation/workers.py): a ``cpi sweep --follow`` of this run and the
         callback never evaluate one step at the same time, and a step the follower has
         already evaluated with the same provenance is read, not evaluated again."""
-        from ..harness_ext.core.errors import CPIError
-        from ..harness_ext.core.files import read_json
-        from ..harness_ext.core.items import items_problem
         from ..harness_ext.evaluation.sweep import reuse_problem
-        from ..harness_ext.evaluation.workers import claim_path, release, try_claim
+        from ..harness_ext.evaluation.workers import (
+            claim_path,
+            release,
+            reusable_result,
+            try_claim,
+        )
 
         claim = claim_path(path.parent, step)
         fd, _ = try_claim(claim, block=True)  # waits while a follower evaluates this step
         try:
-            try:
-                stored = read_json(path, "per-checkpoint results file")
-            except (OSError, CPIError):  # none yet, or unreadable: evaluate (and replace it)
-                stored = None
             limit = self.evaluator.attention_limit
-            if stored is not None and not reuse_problem(stored, provenance, limit):
-                if not items_problem(path):
-                    return stored, True
-            return evaluate(), False
+            stored = reusable_result(path, provenance, limit, reuse_problem)
+            # none yet, unreadable or made from other inputs: evaluate (and replace it)
+            return (stored, True) if stored is not None else (evaluate(), False)
         finally:
             release(fd, claim)
 

@@ -103,21 +103,34 @@ def sweep_since(args: Any) -> int:
     return int(since) if since else time.time_ns()
 
 
+def reusable_result(
+    path: Path, expected: dict[str, Any], attention_limit: int, reuse_problem: Problem
+) -> dict[str, Any] | None:
+    """The results file at ``path`` when it may be reused under the provenance ``expected``
+    (``reuse_problem``, the sweep's rule) with its per-item records; None when it is absent,
+    unreadable, stale or without usable records. Shared by peers and the training callback."""
+    from ..core.items import items_problem
+
+    try:
+        data = read_json(path, "per-checkpoint results file")
+    except (OSError, CPIError):
+        return None
+    if reuse_problem(data, expected, attention_limit) or items_problem(path):
+        return None
+    return data
+
+
 def _peer_result(plan: Any, target: Target, reuse_problem: Problem) -> dict[str, Any] | None:
     """The step's results when a peer (or an earlier sweep, unless --force) already wrote
     them with this sweep's provenance; else None."""
-    from ..core.items import items_problem
-
     path = plan.eval_dir / eval_file_name(target.step)
     try:
         if plan.args.force and path.stat().st_mtime_ns < sweep_since(plan.args):
             return None
-        data = read_json(path, "per-checkpoint results file")
-    except (OSError, CPIError):
+    except OSError:
         return None
-    if reuse_problem(data, plan.expected[target.step], plan.attention_limit) or items_problem(path):
-        return None
-    return data
+    expected = plan.expected[target.step]
+    return reusable_result(path, expected, plan.attention_limit, reuse_problem)
 
 
 def _peer_failure(plan: Any, step: int) -> dict[str, Any] | None:
